@@ -1,0 +1,3 @@
+"""Dataset cards, loaders and simulators (DESIGN.md §6)."""
+
+__all__: list[str] = []

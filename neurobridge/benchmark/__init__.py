@@ -1,0 +1,3 @@
+"""neurobridge.benchmark."""
+
+__all__: list[str] = []

@@ -1,0 +1,25 @@
+"""Vocabulary of neurobridge: schemas, factories, alignment, the ``nb`` accessor, storage and config.
+
+Examples
+--------
+>>> import numpy as np, neurobridge as nb
+>>> brain = nb.core.fmri_responses(np.random.rand(6, 10), stimulus=list("abcabc"))
+>>> acts = nb.core.activations(np.random.rand(3, 4), stimulus=list("abc"))
+>>> nb.core.align(brain, acts).features.dims
+('trial', 'unit')
+"""
+
+from . import _accessor  # noqa: F401  (registers the .nb accessor)
+from ._align import Aligned, align, average_repetitions, expand_to_trials, stimulus_ids
+from ._config import Config, as_tensor, config_context, get_config, resolve_device, resolve_dtype
+from ._factories import activations, eeg_epochs, eeg_raw, evoked, fmri_responses, fmri_timeseries, rdm
+from ._optional import optional_import
+from ._schemas import SCHEMAS, SchemaError, check_finite, validate
+from ._storage import load, save
+
+__all__ = [
+    "Aligned", "align", "average_repetitions", "expand_to_trials", "stimulus_ids",
+    "Config", "as_tensor", "config_context", "get_config", "resolve_device", "resolve_dtype",
+    "activations", "eeg_epochs", "eeg_raw", "evoked", "fmri_responses", "fmri_timeseries", "rdm",
+    "optional_import", "SCHEMAS", "SchemaError", "check_finite", "validate", "load", "save",
+]

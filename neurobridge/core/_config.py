@@ -1,0 +1,129 @@
+"""Scoped defaults for the device and dtype that torch work runs on.
+
+There is no global backend switch: the input decides the device (a CUDA tensor stays on CUDA),
+and :func:`config_context` sets the defaults used for inputs that carry no device (numpy arrays,
+xarray objects).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+__all__ = ["Config", "config_context", "get_config", "as_tensor", "resolve_device", "resolve_dtype"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Defaults for numerical work."""
+
+    device: str | None = None
+    """Device for inputs that carry none (numpy, xarray): ``"cpu"``, ``"cuda"``, ``"cuda:1"``;
+    ``None`` means CPU."""
+    dtype: str = "float32"
+    """Floating dtype for computation: ``"float32"`` (default) or ``"float64"``."""
+    progress: bool = True
+    """Default for ``progress=`` arguments: show tqdm bars on long work."""
+
+
+_CONFIG: contextvars.ContextVar[Config] = contextvars.ContextVar("neurobridge_config", default=Config())
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def get_config() -> Config:
+    """Return the configuration in force.
+
+    Examples
+    --------
+    >>> get_config().dtype
+    'float32'
+    """
+    return _CONFIG.get()
+
+
+@contextlib.contextmanager
+def config_context(
+    *, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None, progress: bool | None = None
+) -> Iterator[Config]:
+    """Set defaults for the duration of a ``with`` block (thread- and task-local).
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Default device for inputs without one.
+    dtype : {"float32", "float64"} or torch.dtype, optional
+        Default floating dtype.
+    progress : bool, optional
+        Default for progress bars.
+
+    Examples
+    --------
+    >>> import neurobridge as nb
+    >>> with nb.config_context(dtype="float64"):
+    ...     nb.core.get_config().dtype
+    'float64'
+    """
+    changes: dict = {}
+    if device is not None:
+        changes["device"] = str(torch.device(device))
+    if dtype is not None:
+        name = str(dtype).replace("torch.", "")
+        if name not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        changes["dtype"] = name
+    if progress is not None:
+        changes["progress"] = bool(progress)
+    token = _CONFIG.set(replace(_CONFIG.get(), **changes))
+    try:
+        yield _CONFIG.get()
+    finally:
+        _CONFIG.reset(token)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """Return a torch dtype from a name, a dtype, or the configured default."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype or get_config().dtype).replace("torch.", "")
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    return _DTYPES[name]
+
+
+def resolve_device(x: object = None, device: str | torch.device | None = None) -> torch.device:
+    """The device to compute on: explicit ``device``, else the tensor's own, else the configured one."""
+    if device is not None:
+        return torch.device(device)
+    if isinstance(x, torch.Tensor):
+        return x.device
+    return torch.device(get_config().device or "cpu")
+
+
+def as_tensor(
+    x: object, *, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
+) -> torch.Tensor:
+    """Convert array-likes (numpy, xarray, lists, tensors) to a floating torch tensor.
+
+    A tensor keeps its device unless ``device`` is given; a tensor that already has a floating dtype keeps it
+    unless ``dtype`` is given. Everything else gets the configured defaults.
+
+    Examples
+    --------
+    >>> as_tensor(np.ones((2, 3))).dtype
+    torch.float32
+    """
+    if hasattr(x, "data") and hasattr(x, "dims") and not isinstance(x, torch.Tensor):  # xarray
+        x = x.data
+        if hasattr(x, "compute"):  # dask
+            x = x.compute()
+    dev = resolve_device(x, device)
+    if isinstance(x, torch.Tensor):
+        target = resolve_dtype(dtype) if (dtype is not None or not x.is_floating_point()) else x.dtype
+        return x.to(device=dev, dtype=target)
+    arr = np.asarray(x)
+    return torch.as_tensor(arr, dtype=resolve_dtype(dtype), device=dev)

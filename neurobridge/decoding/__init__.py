@@ -1,0 +1,3 @@
+"""neurobridge.decoding."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""neurobridge.encoding."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""neurobridge.extract."""
+
+__all__: list[str] = []

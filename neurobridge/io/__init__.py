@@ -1,0 +1,3 @@
+"""neurobridge.io."""
+
+__all__: list[str] = []

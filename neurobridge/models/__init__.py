@@ -1,0 +1,3 @@
+"""neurobridge.models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""neurobridge.plotting."""
+
+__all__: list[str] = []

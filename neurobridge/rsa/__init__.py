@@ -1,0 +1,3 @@
+"""neurobridge.rsa."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""neurobridge.sae."""
+
+__all__: list[str] = []

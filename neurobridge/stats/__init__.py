@@ -1,0 +1,3 @@
+"""neurobridge.stats."""
+
+__all__: list[str] = []
