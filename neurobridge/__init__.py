@@ -13,7 +13,6 @@ Examples
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from . import core
 from .core import config_context, load, save
@@ -26,10 +25,6 @@ _SUBPACKAGES = {
 }
 
 __all__ = ["core", "config_context", "load", "save", "__version__", *sorted(_SUBPACKAGES)]
-
-if TYPE_CHECKING:  # pragma: no cover
-    from . import benchmark, datasets, decoding, encoding, extract, io, kernels, models, plotting, rsa, sae, stats
-
 
 def __getattr__(name: str):
     if name in _SUBPACKAGES:

@@ -12,7 +12,15 @@ Examples
 from . import _accessor  # noqa: F401  (registers the .nb accessor)
 from ._align import Aligned, align, average_repetitions, expand_to_trials, stimulus_ids
 from ._config import Config, as_tensor, config_context, get_config, resolve_device, resolve_dtype
-from ._factories import activations, eeg_epochs, eeg_raw, evoked, fmri_responses, fmri_timeseries, rdm
+from ._factories import (
+    activations,
+    eeg_epochs,
+    eeg_raw,
+    evoked,
+    fmri_responses,
+    fmri_timeseries,
+    rdm,
+)
 from ._optional import optional_import
 from ._schemas import SCHEMAS, SchemaError, check_finite, validate
 from ._storage import load, save

@@ -31,7 +31,7 @@ class Config:
     """Default for ``progress=`` arguments: show tqdm bars on long work."""
 
 
-_CONFIG: contextvars.ContextVar[Config] = contextvars.ContextVar("neurobridge_config", default=Config())
+_CONFIG: contextvars.ContextVar[Config] = contextvars.ContextVar("neurobridge_config", default=Config())  # noqa: B039 (frozen)
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 

@@ -1,3 +1,5 @@
-"""neurobridge.models."""
+"""Model registry (name -> loader) and built-in architectures for offline weights."""
 
-__all__: list[str] = []
+from ._base import LoadedModel
+
+__all__ = ["LoadedModel"]

@@ -1,3 +1,6 @@
-"""neurobridge.rsa."""
+"""Representational similarity analysis."""
 
-__all__: list[str] = []
+from . import _inference
+from ._inference import *  # noqa: F403
+
+__all__: list[str] = [*_inference.__all__]

@@ -1,0 +1,28 @@
+"""Shared fixtures: the real-data mirror and offline settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+_DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _data_root() -> Path | None:
+    root = Path(os.environ.get("NEUROBRIDGE_DATA", _DEFAULT_DATA))
+    return root if root.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``$NEUROBRIDGE_DATA`` (default ``../shared/data``); tests using it skip when it is absent."""
+    root = _data_root()
+    if root is None:
+        pytest.skip("real-data mirror not found: set NEUROBRIDGE_DATA to ../shared/data")
+    return root
