@@ -24,3 +24,6 @@ class LoadedModel(NamedTuple):
     """``"vision"``, ``"text"`` or ``"other"``."""
     tokenizer: Any = None
     """HF tokenizer for text models (used for attention masks and word-level pooling)."""
+    default_layers: tuple[str, ...] = ()
+    """Glob patterns of the layers worth comparing with brain data (e.g. ``("blocks.*",)``), in depth order;
+    empty means every leaf module."""
