@@ -126,6 +126,7 @@ def _check_append(path: Path, ds: xr.Dataset, dim: str) -> xr.Dataset:
     if dim not in ds.dims:
         raise SchemaError(f"cannot append along {dim!r}: the new data has dims {tuple(ds.dims)}")
     old = xr.open_zarr(path, chunks=None)
+    ds.attrs = dict(old.attrs)  # the store's attrs (incl. its type marker) stay as they are
     if dim not in old.dims:
         raise SchemaError(f"cannot append along {dim!r}: the store at {path} has dims {tuple(old.dims)}")
     for name in ds.data_vars:
@@ -216,7 +217,6 @@ def save(
             return path
         ds = _check_append(path, ds, append_dim)
         ds = ds.drop_vars([n for n in ds.coords if append_dim not in ds[n].dims])
-        ds.attrs = {}
         with _quiet_zarr():
             ds.to_zarr(path, append_dim=append_dim)
         return path
