@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-slow lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,9 +25,13 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/neurobridge benchmark
 
+# Default tier: everything but `slow` tests, plus every tutorial notebook (executed, figures drawn).
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --nbmake tests tutorials
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow tests
 
 lint: setup
 	$(BIN)/ruff check .

@@ -26,3 +26,13 @@ def data_dir() -> Path:
     if root is None:
         pytest.skip("real-data mirror not found: set NEUROBRIDGE_DATA to ../shared/data")
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``network`` need real downloads: run them only with NEUROBRIDGE_NETWORK=1."""
+    if os.environ.get("NEUROBRIDGE_NETWORK") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs network downloads; set NEUROBRIDGE_NETWORK=1 to run")
+    for item in items:
+        if "network" in item.keywords:
+            item.add_marker(skip)
