@@ -1,0 +1,175 @@
+"""Hugging Face ``transformers`` models from a local directory or the HF cache (offline-friendly)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..core import optional_import
+from ._base import LoadedModel
+from ._preprocess import HFImagePreprocess, ImagePreprocess, PixelValues, TextPreprocess
+
+__all__ = ["load_hf", "hf_default_layers"]
+
+logger = logging.getLogger("neurobridge")
+
+_N_LAYER_ATTRS = ("num_hidden_layers", "n_layer", "num_layers")
+_MAX_POS_ATTRS = ("max_position_embeddings", "n_positions")
+
+
+def _transformers():
+    return optional_import("transformers", extra="models", purpose="Hugging Face models")
+
+
+def _config_value(config: Any, names: tuple[str, ...]) -> Any:
+    for n in names:
+        v = getattr(config, n, None)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+def hf_default_layers(module: nn.Module, config: Any) -> tuple[str, ...]:
+    """The embedding module (when named ``embeddings``) and the repeated transformer layers, as globs.
+
+    The layer stack is the first ``nn.ModuleList`` whose length equals the configured number of layers
+    (``encoder.layer`` for BERT/ViT, ``h`` for GPT-2, ``layers`` for Llama-like models).
+
+    Examples
+    --------
+    >>> hf_default_layers(bert_model, bert_model.config)  # doctest: +SKIP
+    ('embeddings', 'encoder.layer.*')
+    """
+    n_layers = _config_value(config, _N_LAYER_ATTRS)
+    stacks = [
+        name for name, m in module.named_modules()
+        if isinstance(m, nn.ModuleList) and name and (n_layers is None or len(m) == n_layers)
+    ]
+    if not stacks:
+        return ()
+    children = dict(module.named_children())
+    emb = ("embeddings",) if "embeddings" in children else ()
+    return (*emb, f"{stacks[0]}.*")
+
+
+def _is_vision(config: Any) -> bool:
+    return hasattr(config, "num_channels") and hasattr(config, "image_size") and not hasattr(config, "vocab_size")
+
+
+def _sentence_max_length(path: Path) -> int | None:
+    cfg = path / "sentence_bert_config.json"
+    if cfg.is_file():
+        value = json.loads(cfg.read_text()).get("max_seq_length")
+        return int(value) if value else None
+    return None
+
+
+def _text_preprocess(tokenizer: Any, config: Any, path: Path | None) -> TextPreprocess:
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(
+                f"the tokenizer of {getattr(config, '_name_or_path', 'this model')!r} has neither a pad nor an eos "
+                "token, so batches cannot be padded; set tokenizer.pad_token = ... and build LoadedModel yourself"
+            )
+        tokenizer.pad_token = tokenizer.eos_token
+    limits = [
+        v for v in (
+            _sentence_max_length(path) if path is not None else None,
+            _config_value(config, _MAX_POS_ATTRS),
+            tokenizer.model_max_length if tokenizer.model_max_length < 10**9 else None,
+        ) if v
+    ]
+    return TextPreprocess(tokenizer, max_length=min(limits) if limits else None)
+
+
+def load_hf(spec: str, *, pretrained: bool = True, name: str | None = None) -> LoadedModel:
+    """Load a ``transformers`` model (``AutoModel``, no task head) with its tokenizer or image processor.
+
+    Parameters
+    ----------
+    spec : str
+        A local directory saved with ``save_pretrained`` or a model id in the HF cache (``"gpt2"``,
+        ``"google/vit-base-patch16-224"``). With ``HF_HUB_OFFLINE=1`` nothing is downloaded.
+    pretrained : bool
+        ``False`` builds the same architecture from its config with random weights.
+    name : str, optional
+        Name recorded in the result (default ``spec``).
+
+    Returns
+    -------
+    LoadedModel
+        Text models preprocess ``list[str]`` with the tokenizer (padding with the eos token when the tokenizer
+        has no pad token); vision models preprocess uint8 images with the saved image processor, else with
+        :class:`ImagePreprocess` at the configured ``image_size`` and mean = std = 0.5 (the ViT convention).
+
+    Examples
+    --------
+    >>> lm = load_hf("path/to/saved_gpt2")  # doctest: +SKIP
+    >>> lm.preprocess(["a cat"])["input_ids"].shape  # doctest: +SKIP
+    torch.Size([1, 2])
+    """
+    transformers = _transformers()
+    local = Path(spec).expanduser()
+    path = local if local.is_dir() else None
+    source = str(path) if path is not None else spec
+    try:
+        config = transformers.AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        where = (
+            f"the directory {path} has no valid config.json" if path is not None
+            else "it is not a local directory and not in the Hugging Face cache (downloads are off when "
+            "HF_HUB_OFFLINE=1)"
+        )
+        raise OSError(
+            f"cannot load Hugging Face model {spec!r}: {where}. Save it with model.save_pretrained(dir) and pass "
+            f"the directory, or download it once with huggingface-cli download {spec}. ({err})"
+        ) from err
+    if pretrained:
+        module = transformers.AutoModel.from_pretrained(source)
+    else:
+        module = transformers.AutoModel.from_config(config)
+    module.eval()
+
+    tokenizer = None
+    if _is_vision(config):
+        modality = "vision"
+        try:
+            processor = transformers.AutoImageProcessor.from_pretrained(source)
+            preprocess: Any = HFImagePreprocess(processor)
+        except (OSError, ValueError):
+            size = config.image_size if isinstance(config.image_size, int) else int(config.image_size[0])
+            logger.info("no image processor saved for %s; using resize to %d and mean = std = 0.5", spec, size)
+            preprocess = PixelValues(ImagePreprocess(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
+    else:
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+        except (OSError, ValueError, TypeError) as err:
+            logger.warning("no tokenizer found for %s (%s); preprocess is None, pass model inputs yourself", spec, err)
+        if tokenizer is not None:
+            modality = "text"
+            preprocess = _text_preprocess(tokenizer, config, path)
+        else:
+            modality = "other"
+            preprocess = None
+    return LoadedModel(
+        name=name or spec,
+        module=module,
+        preprocess=preprocess,
+        modality=modality,
+        tokenizer=tokenizer,
+        default_layers=hf_default_layers(module, config),
+    )
+
+
+def in_hf_cache(repo_id: str) -> bool:
+    """Whether ``repo_id`` has a ``config.json`` in the local Hugging Face cache (no network)."""
+    try:
+        hub = optional_import("huggingface_hub")
+        found = hub.try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 (malformed ids raise various validation errors)
+        return False
+    return isinstance(found, str)
