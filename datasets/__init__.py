@@ -1,3 +1,59 @@
-"""Dataset cards, loaders and simulators (DESIGN.md §6)."""
+"""Dataset cards, loaders with download and cache, and ground-truth simulators (DESIGN.md §6).
 
-__all__: list[str] = []
+Real data
+---------
+``nb.datasets.list()`` names the datasets, ``nb.datasets.info(name)`` returns a card (description, citation,
+license, files with URL and SHA-256) and ``nb.datasets.load(name)`` returns a :class:`DatasetBundle`:
+brain data as validated containers, the stimuli (images as uint8 arrays, or words/sentences) whose
+``stimulus`` ids match the brain data, extras, and the card.
+
+Files are looked up in ``data_dir=`` (the folder that contains ``<name>/``), else ``$NEUROBRIDGE_DATA``, else
+the user cache (platformdirs); missing files are downloaded with pooch and checked against their SHA-256.
+Offline, :class:`DatasetNotFoundError` names the missing files, their URLs and the folder to put them in; a
+file with a wrong checksum raises :class:`ChecksumError` and is never used.
+
+Simulators
+----------
+:func:`simulate_encoding`, :func:`simulate_rsa` and :func:`simulate_sparse_codes` produce data with a known
+answer (weights, noise ceilings, geometry, dictionary) from real or random features.
+
+Examples
+--------
+>>> import neurobridge as nb
+>>> "kriegeskorte92" in nb.datasets.list()
+True
+>>> ds = nb.datasets.load("kriegeskorte92")  # doctest: +SKIP
+>>> ds.stimuli.shape  # doctest: +SKIP
+(92, 175, 175, 3)
+"""
+
+from ._bundle import DatasetBundle
+from ._cards import CARDS, DatasetCard, DatasetFile
+from ._fetch import (
+    ChecksumError,
+    DatasetNotFoundError,
+    FileStatus,
+    data_root,
+    dataset_dir,
+    fetch,
+    verify,
+)
+from ._registry import info, list_datasets, load
+from ._simulate import (
+    SimulatedEncoding,
+    SimulatedRSA,
+    SimulatedSparseCodes,
+    simulate_encoding,
+    simulate_rsa,
+    simulate_sparse_codes,
+)
+
+list = list_datasets  # noqa: A001 - ``nb.datasets.list()`` is the documented entry point
+
+__all__ = [
+    "list", "list_datasets", "info", "load", "fetch", "verify", "data_root", "dataset_dir",
+    "DatasetBundle", "DatasetCard", "DatasetFile", "FileStatus", "CARDS",
+    "DatasetNotFoundError", "ChecksumError",
+    "simulate_encoding", "simulate_rsa", "simulate_sparse_codes",
+    "SimulatedEncoding", "SimulatedRSA", "SimulatedSparseCodes",
+]
