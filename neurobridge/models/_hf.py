@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,20 @@ def hf_default_layers(module: nn.Module, config: Any) -> tuple[str, ...]:
     return (*emb, f"{stacks[0]}.*")
 
 
+_TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "tokenizer.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def _has_tokenizer_files(source: str, path: Path | None) -> bool:
+    # transformers 5 builds an empty tokenizer when none was saved: only load one that exists
+    if path is not None:
+        return any((path / f).is_file() for f in _TOKENIZER_FILES)
+    hub = optional_import("huggingface_hub")
+    return any(isinstance(hub.try_to_load_from_cache(source, f), str) for f in _TOKENIZER_FILES)
+
+
 def _is_vision(config: Any) -> bool:
     return hasattr(config, "num_channels") and hasattr(config, "image_size") and not hasattr(config, "vocab_size")
 
@@ -84,6 +100,19 @@ def _text_preprocess(tokenizer: Any, config: Any, path: Path | None) -> TextPrep
         ) if v
     ]
     return TextPreprocess(tokenizer, max_length=min(limits) if limits else None)
+
+
+@contextlib.contextmanager
+def _quiet(transformers: Any) -> Iterator[None]:
+    """Silence transformers' weight-loading progress bar (library code prints nothing)."""
+    tf_logging = transformers.utils.logging
+    was_on = tf_logging.is_progress_bar_enabled()
+    tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            tf_logging.enable_progress_bar()
 
 
 def load_hf(spec: str, *, pretrained: bool = True, name: str | None = None) -> LoadedModel:
@@ -129,7 +158,8 @@ def load_hf(spec: str, *, pretrained: bool = True, name: str | None = None) -> L
             f"the directory, or download it once with huggingface-cli download {spec}. ({err})"
         ) from err
     if pretrained:
-        module = transformers.AutoModel.from_pretrained(source)
+        with _quiet(transformers):
+            module = transformers.AutoModel.from_pretrained(source)
     else:
         module = transformers.AutoModel.from_config(config)
     module.eval()
@@ -145,10 +175,13 @@ def load_hf(spec: str, *, pretrained: bool = True, name: str | None = None) -> L
             logger.info("no image processor saved for %s; using resize to %d and mean = std = 0.5", spec, size)
             preprocess = PixelValues(ImagePreprocess(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
     else:
-        try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-        except (OSError, ValueError, TypeError) as err:
-            logger.warning("no tokenizer found for %s (%s); preprocess is None, pass model inputs yourself", spec, err)
+        if _has_tokenizer_files(source, path):
+            try:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+            except (OSError, ValueError, TypeError) as err:
+                logger.warning("cannot load the tokenizer of %s (%s)", spec, err)
+        if tokenizer is None:
+            logger.warning("no tokenizer for %s: preprocess is None, pass model inputs yourself", spec)
         if tokenizer is not None:
             modality = "text"
             preprocess = _text_preprocess(tokenizer, config, path)

@@ -7,7 +7,7 @@ feeds its network.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -195,7 +195,7 @@ class HFImagePreprocess:
     torch.Size([4, 3, 224, 224])
     """
 
-    processor: Any
+    processor: Any = field(repr=False)
     """A ``transformers`` image processor (``AutoImageProcessor.from_pretrained(path)``)."""
 
     def __call__(self, images: Any) -> dict[str, torch.Tensor]:
@@ -234,7 +234,7 @@ class TextPreprocess:
     torch.Size([2, 5])
     """
 
-    tokenizer: Any
+    tokenizer: Any = field(repr=False)
     """A ``transformers`` tokenizer with a pad token."""
     max_length: int | None = None
     """Longest sequence in tokens (longer texts are truncated); ``None`` uses the tokenizer's limit."""

@@ -108,6 +108,11 @@ def register(name: str, loader: Loader, *, overwrite: bool = False) -> None:
     """
     if not isinstance(name, str) or not name or ":" in name or "/" in name:
         raise ValueError(f"registry names are non-empty strings without ':' or '/', got {name!r}")
+    if isinstance(loader, nn.Module):
+        raise TypeError(
+            f"loader must build the model, got an nn.Module instance ({type(loader).__name__}); register a function "
+            f"instead: register({name!r}, lambda pretrained=True: net)"
+        )
     if not callable(loader):
         raise TypeError(f"loader must be callable as loader(pretrained=...), got {type(loader).__name__}")
     if name in MODELS and not overwrite:
