@@ -188,11 +188,15 @@ def _load_torchvision(name: str, pretrained: bool) -> LoadedModel:
         raise ValueError(f"torchvision has no model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
     weights = tv.models.get_model_weights(name).DEFAULT if pretrained else None
     module = tv.models.get_model(name, weights=weights)
-    size = 224
-    if weights is not None:
-        crop = getattr(weights.transforms(), "crop_size", [224])
+    size, fraction, mean, std = 224, 0.875, IMAGENET_MEAN, IMAGENET_STD
+    if weights is not None:  # the weights' own evaluation transform (resize, centre crop, normalise)
+        tf = weights.transforms()
+        crop, resize = getattr(tf, "crop_size", [size]), getattr(tf, "resize_size", None)
         size = int(crop[0] if isinstance(crop, (builtins.list, tuple)) else crop)
-    prep = ImagePreprocess(size=size, crop=True, crop_fraction=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        if resize:
+            fraction = size / float(resize[0] if isinstance(resize, (builtins.list, tuple)) else resize)
+        mean, std = tuple(getattr(tf, "mean", mean)), tuple(getattr(tf, "std", std))
+    prep = ImagePreprocess(size=size, crop=True, crop_fraction=min(fraction, 1.0), mean=mean, std=std)
     return LoadedModel(f"torchvision:{name}", module, prep, "vision", default_layers=_top_level_layers(module))
 
 

@@ -6,6 +6,7 @@ import importlib.util
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -164,3 +165,67 @@ def test_file_spec_errors(tmp_path):
 def test_missing_relative_directory():
     with pytest.raises(FileNotFoundError, match="does not exist"):
         nb.models.load("./no_such_model_dir")
+
+
+def _fake_package(monkeypatch, name, **attrs):
+    import importlib.machinery
+    import sys
+    import types
+
+    mod = types.ModuleType(name)
+    mod.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    for k, v in attrs.items():
+        setattr(mod, k, v)
+    monkeypatch.setitem(sys.modules, name, mod)
+    return mod
+
+
+def test_torchvision_glue_with_stand_in_package(monkeypatch):
+    # torchvision is not installed here: a stand-in with its model-zoo API checks how load() drives it
+    from types import SimpleNamespace
+
+    transforms = SimpleNamespace(crop_size=[192], resize_size=[240], mean=[0.5, 0.4, 0.3], std=[0.2, 0.2, 0.2])
+    weights = SimpleNamespace(transforms=lambda: transforms)
+    built = []
+
+    def get_model(name, weights=None):
+        built.append((name, weights))
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Dropout(), torch.nn.Flatten())
+
+    zoo = SimpleNamespace(
+        list_models=lambda: ["resnet18", "resnet50"],
+        get_model_weights=lambda name: SimpleNamespace(DEFAULT=weights),
+        get_model=get_model,
+    )
+    _fake_package(monkeypatch, "torchvision", models=zoo)
+    lm = nb.models.load("torchvision:resnet18")
+    assert lm.name == "torchvision:resnet18" and lm.modality == "vision"
+    assert built == [("resnet18", weights)]
+    assert lm.default_layers == ("0", "2")  # top-level children, dropout left out
+    prep = lm.preprocess
+    assert (prep.size, prep.crop, prep.crop_fraction) == (192, True, 0.8)
+    assert prep.mean == (0.5, 0.4, 0.3)
+    assert prep([np.zeros((300, 400, 3), np.uint8)]).shape == (1, 3, 192, 192)
+    lm = nb.models.load("resnet50", pretrained=False)  # bare zoo names resolve when torchvision is present
+    assert built[-1] == ("resnet50", None) and lm.preprocess.size == 224
+    with pytest.raises(ValueError, match="did you mean resnet18"):
+        nb.models.load("torchvision:resnet19")
+
+
+def test_timm_glue_with_stand_in_package(monkeypatch):
+    from types import SimpleNamespace
+
+    made = []
+
+    def create_model(name, pretrained=True):
+        made.append((name, pretrained))
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1))
+
+    data = SimpleNamespace(
+        resolve_data_config=lambda args, model: {"input_size": (3, 160, 160), "crop_pct": 0.9,
+                                                 "mean": (0.1, 0.2, 0.3), "std": (0.5, 0.5, 0.5)}
+    )
+    _fake_package(monkeypatch, "timm", create_model=create_model, data=data, list_models=lambda: ["vit_tiny"])
+    lm = nb.models.load("timm:vit_tiny", pretrained=False)
+    assert made == [("vit_tiny", False)] and lm.name == "timm:vit_tiny"
+    assert (lm.preprocess.size, lm.preprocess.crop_fraction, lm.preprocess.mean) == (160, 0.9, (0.1, 0.2, 0.3))
