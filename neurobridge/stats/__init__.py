@@ -9,6 +9,31 @@ Examples
 [True, False]
 """
 
+from ._cluster import ClusterResult, cluster_permutation_test, cluster_test, label_clusters
 from ._multiple import FDRResult, bonferroni, fdr, max_statistic
+from ._resample import (
+    bootstrap_counts,
+    bootstrap_indices,
+    indices_to_counts,
+    permutation_indices,
+    sign_flips,
+)
+from ._tests import (
+    BootstrapResult,
+    ConfidenceInterval,
+    PermutationResult,
+    bootstrap,
+    confidence_interval,
+    pairwise_bootstrap_test,
+    permutation_test,
+    pvalue,
+    sign_flip_test,
+)
 
-__all__ = ["FDRResult", "fdr", "bonferroni", "max_statistic"]
+__all__ = [
+    "FDRResult", "fdr", "bonferroni", "max_statistic",
+    "permutation_indices", "bootstrap_indices", "bootstrap_counts", "indices_to_counts", "sign_flips",
+    "PermutationResult", "BootstrapResult", "ConfidenceInterval", "pvalue", "confidence_interval",
+    "permutation_test", "bootstrap", "sign_flip_test", "pairwise_bootstrap_test",
+    "ClusterResult", "label_clusters", "cluster_test", "cluster_permutation_test",
+]
