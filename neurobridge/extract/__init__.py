@@ -33,5 +33,6 @@ from ._compress import Compress
 from ._extract import POOLINGS, activations
 from ._layers import list_layers
 from ._stats import report
+from ._store import open_store
 
-__all__ = ["activations", "list_layers", "report", "Compress", "POOLINGS"]
+__all__ = ["activations", "list_layers", "report", "open_store", "Compress", "POOLINGS"]

@@ -331,6 +331,9 @@ def activations(
         sink = ZarrSink(store, ids=stim.ids, names=names, attrs=attrs, batch_size=batch_size, top_k=top_k,
                         stats=stats)
         batch_size = sink.batch_size
+        if sink.names is not None:
+            names = list(sink.names)
+            explicit = set(names)
     else:
         sink = _MemorySink(n)
     start = sink.start_row()

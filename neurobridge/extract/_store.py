@@ -1,0 +1,367 @@
+"""Streaming zarr writer with resume, and :func:`open_store`.
+
+Store layout (``path.zarr``)::
+
+    zarr.json                 root attrs: layers, model, pooling, batch_size, stats, compress, complete, ...
+    stimulus                  all stimulus ids, written when the store is created
+    .neurobridge_progress.npz the commit record: number of committed rows, running statistics, int8 errors
+    <layer>/activations       (stimulus, unit) or (stimulus, token|space, unit); float32, or int8 codes
+    <layer>/scale             (block, unit) float32 int8 scales, one row per written batch (compress="int8")
+    <layer>/token_mask        (stimulus, token) bool when a padded token dim is kept
+    stats/<layer>             written when the run completes (the same statistics as the in-memory result)
+
+Chunks along ``stimulus`` are exactly one batch, so writing a batch never touches the chunks of rows already
+committed. A batch is committed by atomically replacing the progress file (write to a temporary file, then
+``os.replace``) *after* its arrays are written: a process killed at any point leaves committed rows intact, and a
+rerun rewrites the rows after the last commit. Readers trust only the committed rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ._stats import RunningStats
+
+__all__ = ["ZarrSink", "open_store"]
+
+logger = logging.getLogger("neurobridge")
+
+_PROGRESS = ".neurobridge_progress.npz"
+_MARK = "neurobridge_extract"
+
+
+@contextlib.contextmanager
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+        warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
+        warnings.filterwarnings("ignore", category=UserWarning, module="zarr")
+        yield
+
+
+def _read_progress(path: Path) -> dict | None:
+    f = path / _PROGRESS
+    if not f.exists():
+        return None
+    with np.load(f, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    meta = json.loads(str(data.pop("meta")))
+    return {"meta": meta, "arrays": data}
+
+
+def _write_progress(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path / (_PROGRESS + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, meta=np.asarray(json.dumps(meta)), **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path / _PROGRESS)
+
+
+def _ids_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    return len(a) == len(b) and bool(np.array_equal(np.asarray(a).astype(str), np.asarray(b).astype(str)))
+
+
+class ZarrSink:
+    """Writes each batch to a zarr store as it is computed and commits it atomically."""
+
+    def __init__(self, path, *, ids: np.ndarray, names: list[str], attrs: dict, batch_size: int, top_k: int,
+                 stats: bool):
+        import zarr
+
+        self._zarr = zarr
+        self.path = Path(path)
+        self.ids = np.asarray(ids)
+        self.n = len(self.ids)
+        self.attrs = dict(attrs)
+        self.batch_size = int(batch_size)
+        self.top_k = int(top_k)
+        self.stats = bool(stats)
+        self.names: list[str] | None = None
+        self.committed = 0
+        self.running: dict[str, RunningStats] | None = {} if stats else None
+        self.err: dict[str, list[float]] = {}
+        self.kinds: dict[str, str] = {}
+        self.tokens: dict[str, int] = {}
+        self.arrays: dict[str, dict] = {}
+        self.complete = False
+        if self.path.exists():
+            self._resume(names)
+        else:
+            self._create()
+
+    # -- creation and resume --------------------------------------------------------------------------------
+    def _create(self) -> None:
+        root = xr.Dataset(coords={"stimulus": self.ids})
+        root.attrs = {_MARK: 1, "complete": 0, "batch_size": self.batch_size, "stats": int(self.stats),
+                      "n_stimuli": self.n, **{k: v for k, v in self.attrs.items()}}
+        with _quiet():
+            root.to_zarr(self.path, mode="w", consolidated=False)
+
+    def _resume(self, names: list[str]) -> None:
+        zarr = self._zarr
+        if not (self.path / "zarr.json").exists() and not (self.path / ".zgroup").exists():
+            raise FileExistsError(f"{self.path} exists but is not a zarr store; pass a new path to store=")
+        group = zarr.open_group(str(self.path), mode="r")
+        sattrs = dict(group.attrs)
+        if int(sattrs.get(_MARK, 0)) != 1:
+            raise FileExistsError(f"{self.path} is a zarr store but not an extraction store written by "
+                                  "nb.extract.activations; pass a new path to store=")
+        with _quiet():
+            stored_ids = np.asarray(xr.open_zarr(self.path, consolidated=False)["stimulus"].values)
+        if not _ids_equal(stored_ids, self.ids):
+            raise ValueError(f"the store {self.path} was written for {len(stored_ids)} other stimuli (first ids "
+                             f"{stored_ids[:3].tolist()}) than the {self.n} given (first {self.ids[:3].tolist()}); "
+                             "resume with the same stimuli in the same order, or pass a new store path")
+        for key in ("model", "pooling", "compress"):
+            if str(sattrs.get(key, "")) != str(self.attrs.get(key, "")):
+                raise ValueError(f"the store {self.path} was written with {key}={sattrs.get(key)!r} but this run uses "
+                                 f"{key}={self.attrs.get(key)!r}; use the same settings to resume, or a new store path")
+        if bool(int(sattrs.get("stats", 0))) != self.stats:
+            raise ValueError(f"the store {self.path} was written with stats={bool(int(sattrs.get('stats', 0)))}; "
+                             "resume with the same stats= setting, or a new store path")
+        stored_bs = int(sattrs["batch_size"])
+        if stored_bs != self.batch_size:
+            logger.info("resuming %s with its batch size %d (asked for %d)", self.path, stored_bs, self.batch_size)
+            self.batch_size = stored_bs
+        self.complete = bool(int(sattrs.get("complete", 0)))
+        prog = _read_progress(self.path)
+        if prog is None:
+            return
+        meta, arrays = prog["meta"], prog["arrays"]
+        self.committed = int(meta["committed"])
+        stored_names = list(meta["names"])
+        missing = [s for s in stored_names if s not in names]
+        if missing:
+            raise ValueError(f"the store {self.path} holds layers {stored_names}, but {missing} are not selected in "
+                             "this run; select the same layers to resume, or pass a new store path")
+        self.names = stored_names
+        self.kinds = dict(meta["kinds"])
+        self.tokens = {k: int(v) for k, v in meta["tokens"].items()}
+        self.err = {k: list(v) for k, v in meta["err"].items()}
+        if self.stats:
+            self.running = {
+                name: RunningStats.from_state(
+                    {f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS}, self.top_k)
+                for i, name in enumerate(self.names)
+            }
+        logger.info("resuming extraction into %s at stimulus %d of %d", self.path, self.committed, self.n)
+
+    def start_row(self) -> int:
+        return self.n if self.complete else self.committed
+
+    # -- writing --------------------------------------------------------------------------------------------
+    def _array(self, name: str, var: str):
+        handles = self.arrays.setdefault(name, {})
+        if var not in handles:
+            handles[var] = self._zarr.open_array(str(self.path / name / var), mode="r+")
+        return handles[var]
+
+    def _create_layer(self, name: str, out) -> None:
+        import dask.array as da
+
+        values = out.values
+        int8 = out.codes is not None
+        dtype = "int8" if int8 else "float32"
+        coords: dict = {"stimulus": self.ids, "unit": np.arange(values.shape[-1])}
+        data_vars: dict = {}
+        if values.ndim == 2:
+            dims = ("stimulus", "unit")
+            shape, chunks = (self.n, values.shape[1]), (self.batch_size, values.shape[1])
+        else:
+            tdim = "space" if out.kind == "space" else "token"
+            dims = ("stimulus", tdim, "unit")
+            shape = (self.n, values.shape[1], values.shape[2])
+            chunks = (self.batch_size, values.shape[1], values.shape[2])
+            coords[tdim] = np.arange(values.shape[1])
+            if out.token_mask is not None:
+                data_vars["token_mask"] = (("stimulus", tdim), da.zeros(shape[:2], chunks=chunks[:2], dtype=bool))
+        data_vars["activations"] = (dims, da.zeros(shape, chunks=chunks, dtype=dtype))
+        if int8:
+            n_blocks = -(-self.n // self.batch_size)
+            data_vars["scale"] = (("block", "unit"), da.zeros((n_blocks, shape[-1]), chunks=(1, shape[-1]),
+                                                               dtype="float32"))
+        ds = xr.Dataset(data_vars, coords=coords)
+        ds.attrs = {"layer": name, "model": self.attrs.get("model", ""), "kind": out.kind, "int8": int(int8)}
+        with _quiet():
+            ds.to_zarr(self.path, group=name, mode="w", compute=False, consolidated=False)
+        self.kinds[name] = out.kind
+        if values.ndim == 3:
+            self.tokens[name] = values.shape[1]
+
+    def _grow_tokens(self, name: str, n_tokens: int) -> None:
+        """Widen the token dim of a layer (text with pooling='none'/'word': later batches may be longer)."""
+        tdim = "token"
+        for var in ("activations", "token_mask"):
+            arr = self._array(name, var)
+            arr.resize((arr.shape[0], n_tokens, *arr.shape[2:]))
+        coord = self._zarr.open_array(str(self.path / name / tdim), mode="r+")
+        coord.resize((n_tokens,))
+        coord[:] = np.arange(n_tokens)
+        self.tokens[name] = n_tokens
+
+    def write(self, row0: int, outputs: dict, running) -> None:
+        if self.names is None:
+            self.names = list(outputs)
+        if running is not None:
+            self.running = running
+        for name in self.names:
+            out = outputs[name]
+            if name not in self.kinds:
+                self._create_layer(name, out)
+            values = out.codes if out.codes is not None else out.values
+            b = values.shape[0]
+            rows = slice(row0, row0 + b)
+            if values.ndim == 3:
+                t = values.shape[1]
+                if t > self.tokens[name]:
+                    if out.kind != "token":
+                        raise ValueError(f"layer {name!r}: spatial size changed between batches "
+                                         f"({self.tokens[name]} -> {t}); use pooling='mean'")
+                    self._grow_tokens(name, t)
+                full_t = self.tokens[name]
+                if t < full_t:
+                    pad = np.zeros((b, full_t, values.shape[2]), dtype=values.dtype)
+                    pad[:, :t] = values
+                    values = pad
+                if out.token_mask is not None:
+                    m = np.zeros((b, full_t), dtype=bool)
+                    m[:, :t] = out.token_mask
+                    self._array(name, "token_mask")[rows] = m
+            self._array(name, "activations")[rows] = values
+            if out.codes is not None:
+                self._array(name, "scale")[row0 // self.batch_size] = out.scale
+            e = self.err.setdefault(name, [0.0, 0.0])
+            e[0] += out.sq_err
+            e[1] += out.sq_norm
+        self.committed = row0 + len(next(iter(outputs.values())).values)
+        self._commit()
+
+    def _commit(self) -> None:
+        meta = {"committed": self.committed, "names": self.names, "kinds": self.kinds, "tokens": self.tokens,
+                "err": self.err, "n": self.n}
+        arrays = {}
+        if self.running:
+            for i, name in enumerate(self.names):
+                for f, v in self.running[name].state().items():
+                    arrays[f"{i}/{f}"] = v
+        _write_progress(self.path, meta, arrays)
+
+    # -- completion -----------------------------------------------------------------------------------------
+    def finish(self, kinds, running) -> xr.DataTree:
+        zarr = self._zarr
+        if not self.complete:
+            if self.names is None:
+                raise RuntimeError(f"nothing was written to {self.path}")
+            if self.stats and self.running:
+                for name in self.names:
+                    ds = self.running[name].to_dataset(self.ids, layer=name, model=str(self.attrs.get("model", "")))
+                    with _quiet():
+                        ds.to_zarr(self.path, group=f"stats/{name}", mode="w", consolidated=False)
+            for name in self.names:
+                e = self.err.get(name)
+                if e and e[1] > 0:
+                    g = zarr.open_group(str(self.path / name), mode="r+")
+                    g.attrs["int8_rel_error"] = float(np.sqrt(e[0] / e[1]))
+            root = zarr.open_group(str(self.path), mode="r+")
+            root.attrs.update({"layers": list(self.names), "complete": 1})
+            self.complete = True
+        return open_store(self.path)
+
+
+def _dequantize(ds: xr.Dataset, batch_size: int) -> xr.Dataset:
+    codes = ds["activations"]
+    block = xr.DataArray(np.arange(codes.sizes["stimulus"]) // batch_size, dims="stimulus")
+    scale = ds["scale"].isel(block=block)
+    values = (codes.astype("float32") * scale).astype("float32")
+    values.attrs = dict(codes.attrs)
+    out = ds.drop_vars(["scale"]).drop_dims("block", errors="ignore")
+    out["activations"] = values.transpose(*codes.dims)
+    return out
+
+
+def open_store(path: str | os.PathLike, *, chunks: dict | None = None) -> xr.DataTree:
+    """Read an extraction store written by :func:`activations` with ``store=``, lazily (dask).
+
+    Only committed rows are returned (a store from an interrupted run holds a prefix of the stimuli), int8 codes
+    are dequantised, and the ``stats`` node holds the statistics of the committed rows.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.zarr`` folder.
+    chunks : dict, optional
+        Dask chunks (default: the store's, one batch per chunk).
+
+    Returns
+    -------
+    xr.DataTree
+        The layout of :func:`activations`; root attrs add ``complete`` (0/1) and ``n_committed``.
+
+    Examples
+    --------
+    >>> import torch, tempfile, neurobridge as nb
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4))
+    >>> p = tempfile.mkdtemp() + "/acts.zarr"
+    >>> _ = nb.extract.activations(net, torch.randn(6, 3), store=p, batch_size=4, progress=False)
+    >>> nb.extract.open_store(p)["0"]["activations"].shape
+    (6, 4)
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no extraction store at {path}; extract with nb.extract.activations(..., store=path)")
+    with _quiet():
+        tree = xr.open_datatree(path, engine="zarr", chunks={} if chunks is None else chunks, consolidated=False)
+    attrs = dict(tree.attrs)
+    if int(attrs.get(_MARK, 0)) != 1:
+        raise ValueError(f"{path} is not an extraction store written by nb.extract.activations")
+    prog = _read_progress(path)
+    committed = int(prog["meta"]["committed"]) if prog else 0
+    names = list(prog["meta"]["names"]) if prog else []
+    batch_size = int(attrs["batch_size"])
+    ids = np.asarray(tree["stimulus"].values) if "stimulus" in tree.coords else None
+    root_attrs = {"layers": names, "model": attrs.get("model", ""), "pooling": attrs.get("pooling", ""),
+                  "complete": int(attrs.get("complete", 0)), "n_committed": committed}
+    for key in ("compress", "project_seed"):
+        if key in attrs:
+            root_attrs[key] = attrs[key]
+    nodes: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=root_attrs)}
+    for name in names:
+        ds = tree[name].to_dataset(inherit=False).isel(stimulus=slice(0, committed))
+        if int(ds.attrs.get("int8", 0)):
+            ds = _dequantize(ds, batch_size)
+        layer_attrs = {k: v for k, v in ds.attrs.items() if k not in ("int8", "kind")}
+        ds.attrs = {**{k: root_attrs[k] for k in ("model", "pooling")}, **layer_attrs, "layer": name}
+        if "token_mask" in ds:
+            ds["token_mask"] = ds["token_mask"].astype(bool)
+        ds["activations"].attrs = {"modality": "activations", "layer": name, "model": root_attrs["model"]}
+        nodes[name] = ds
+    if int(attrs.get("stats", 0)) and names:
+        if root_attrs["complete"] and "stats" in tree.children:
+            for name in names:
+                nodes[f"stats/{name}"] = tree["stats"][name].to_dataset(inherit=False).load()
+        elif prog is not None and committed:
+            arrays = prog["arrays"]
+            for i, name in enumerate(names):
+                rs = RunningStats.from_state({f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS}, 0)
+                nodes[f"stats/{name}"] = rs.to_dataset(ids, layer=name, model=str(root_attrs["model"]))
+    return xr.DataTree.from_dict(nodes)
+
+
+def remove_store(path: str | os.PathLike) -> None:
+    """Delete an extraction store (refuses folders that are not one)."""
+    path = Path(path)
+    if path.exists():
+        if not (path / "zarr.json").exists():
+            raise ValueError(f"{path} is not a zarr store; not removing it")
+        shutil.rmtree(path)
