@@ -4,8 +4,8 @@ One program per (row, block of units) streams the row's tokens once in tiles of 
 masked sum / max for pooling, the tile mean and M2 merged into running per-unit moments (Chan et al.), max |x| with
 its token, and the zero / positive counts. Per-row partial moments (``batch x units``, tiny next to the input) are
 merged over rows in torch. A second small kernel turns the pooled features into per-unit int8 codes. Values are
-loaded in their dtype, converted to float32 for all arithmetic (bf16 arithmetic is wrong under the interpreter) and
-cast back on store.
+loaded in their dtype and converted to float32 for all arithmetic (bf16 arithmetic is wrong under the interpreter);
+pooled features are written in float32 (so int8 codes come from float32 values) and cast back to the input dtype.
 """
 
 from __future__ import annotations
@@ -77,14 +77,14 @@ def _pool_stats_kernel(
     out = b * U + offs_u
     if MODE == 0:
         pooled = psum / tl.maximum(n, 1.0)
-        tl.store(pooled_ptr + out, pooled.to(pooled_ptr.dtype.element_ty), mask=umask)
+        tl.store(pooled_ptr + out, pooled, mask=umask)
     elif MODE == 1:
         pooled = tl.where(n > 0, pmax, 0.0)
-        tl.store(pooled_ptr + out, pooled.to(pooled_ptr.dtype.element_ty), mask=umask)
+        tl.store(pooled_ptr + out, pooled, mask=umask)
     elif MODE == 2:
         t = tl.load(idx_ptr + b)
         v = tl.load(x_row + t * sxt + offs_u * sxu, mask=umask, other=0.0).to(tl.float32)
-        tl.store(pooled_ptr + out, v.to(pooled_ptr.dtype.element_ty), mask=umask)
+        tl.store(pooled_ptr + out, v, mask=umask)
     if pu == 0:
         tl.store(rcount_ptr + b, tl.max(n, axis=0))
     tl.store(rmean_ptr + out, mean, mask=umask)
@@ -128,7 +128,7 @@ def pool_stats(
     batch, tokens, units = x.shape
     dev = x.device
     f32 = dict(dtype=torch.float32, device=dev)
-    pooled = torch.empty(batch, units, dtype=x.dtype, device=dev) if pooling != "none" else None
+    pooled = torch.empty(batch, units, **f32) if pooling != "none" else None
     rcount = torch.zeros(batch, **f32)
     rmean = torch.empty(batch, units, **f32)
     rm2 = torch.empty(batch, units, **f32)
@@ -158,9 +158,11 @@ def pool_stats(
     if int8:
         if pooled is None:
             raise ValueError("pool_stats: int8=True needs pooled features; use a pooling other than 'none'")
-        p = pooled.contiguous()
+        p = pooled
         codes = torch.empty(batch, units, dtype=torch.int8, device=dev)
         scale = torch.empty(units, **f32)
         if units:
             _int8_kernel[(triton.cdiv(units, block_u),)](p, codes, scale, batch, units, BLOCK_U=block_u)
+    if pooled is not None:
+        pooled = pooled.to(x.dtype)
     return PoolStats(pooled, n, mean, m2, absmax, rzero.sum(0), rpos.sum(0), rabsmax, rargmax, codes, scale)
