@@ -309,7 +309,8 @@ def _from_masker(masker, imgs, *, stimulus, tr, ref, source, is_3d, dim, trial_c
     else:
         image = load_img(img_in)
     if not hasattr(masker, "mask_img_") and not hasattr(masker, "labels_img_"):
-        masker = masker.fit(image)
+        given = getattr(masker, "mask_img", None) is not None or getattr(masker, "labels_img", None) is not None
+        masker = masker.fit() if given else masker.fit(image)
     values = np.asarray(masker.transform(image), dtype=dtype)
     n_vol = values.shape[0]
     if hasattr(masker, "labels_img_"):

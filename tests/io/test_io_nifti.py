@@ -1,0 +1,203 @@
+"""nb.io.from_nifti / to_nifti on nibabel's example 4D image and nilearn's bundled MNI template."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import neurobridge as nb
+from neurobridge.core import SchemaError
+
+nib = pytest.importorskip("nibabel")
+nilearn_datasets = pytest.importorskip("nilearn.datasets")
+nilearn_image = pytest.importorskip("nilearn.image")
+
+
+@pytest.fixture(scope="module")
+def example4d():
+    from nibabel.testing import data_path
+
+    path = os.path.join(data_path, "example4d.nii.gz")
+    return path, nib.load(path)
+
+
+@pytest.fixture(scope="module")
+def mni():
+    return nilearn_datasets.load_mni152_template(resolution=2), nilearn_datasets.load_mni152_brain_mask(resolution=2)
+
+
+@pytest.fixture(scope="module")
+def mask_on_example(example4d, mni):
+    _, img = example4d
+    return nilearn_image.resample_to_img(mni[1], nilearn_image.index_img(img, 0), interpolation="nearest",
+                                         force_resample=True, copy_header=True)
+
+
+def _octant_atlas(mask_img):
+    """A labels atlas from the MNI mask: 8 ROIs (octants around the centre of mass)."""
+    data = mask_img.get_fdata() > 0
+    ijk = np.argwhere(data)
+    xyz = nib.affines.apply_affine(mask_img.affine, ijk)
+    centre = xyz.mean(axis=0)
+    code = 1 + (xyz[:, 0] > centre[0]) + 2 * (xyz[:, 1] > centre[1]) + 4 * (xyz[:, 2] > centre[2])
+    labels = np.zeros(data.shape, dtype=np.int16)
+    labels[tuple(ijk.T)] = code
+    return nib.Nifti1Image(labels, mask_img.affine)
+
+
+def test_example4d_round_trip_exact(example4d):
+    path, img = example4d
+    ts = nb.io.from_nifti(path, tr=2.0)
+    nb.core.validate(ts, "fmri_timeseries")
+    assert ts.dims == ("time", "voxel") and ts.sizes == {"time": 2, "voxel": int(np.prod(img.shape[:3]))}
+    assert ts.attrs["tr"] == 2.0 and ts.attrs["source"] == "example4d.nii.gz"
+    np.testing.assert_array_equal(ts.time.values, [0.0, 2.0])
+    # coordinates: indices and mm through the affine
+    v = 12345
+    ijk = [int(ts.i[v]), int(ts.j[v]), int(ts.k[v])]
+    np.testing.assert_allclose([ts.x[v], ts.y[v], ts.z[v]], nib.affines.apply_affine(img.affine, ijk))
+    np.testing.assert_array_equal(ts.isel(voxel=v).values, img.get_fdata()[tuple(ijk)])
+    back = nb.io.to_nifti(ts)
+    assert back.shape == img.shape
+    np.testing.assert_array_equal(back.affine, img.affine)
+    np.testing.assert_array_equal(back.get_fdata(), img.get_fdata())
+    assert back.header.get_zooms()[3] == 2.0
+    # also through a file, the accessor and like=
+    back2 = ts.nb.to_nifti(like=path)
+    np.testing.assert_array_equal(back2.get_fdata(), img.get_fdata())
+
+
+def test_example4d_with_resampled_mni_mask(example4d, mask_on_example, tmp_path):
+    path, img = example4d
+    keep = mask_on_example.get_fdata() > 0
+    ts = nb.io.from_nifti(img, mask=mask_on_example, tr=2.0)
+    assert ts.sizes["voxel"] == int(keep.sum()) > 1000
+    # nilearn's NiftiMasker gives the same values in the same voxel order
+    from nilearn.maskers import NiftiMasker
+
+    ref = NiftiMasker(mask_img=mask_on_example, standardize=None).fit_transform(img)
+    np.testing.assert_array_equal(ts.values, ref.astype(np.float32))
+    back = nb.io.to_nifti(ts)
+    np.testing.assert_array_equal(back.get_fdata()[keep], img.get_fdata()[keep])
+    assert np.all(back.get_fdata()[~keep] == 0)
+    # passing the masker itself gives the same container
+    via_masker = nb.io.from_nifti(img, mask=NiftiMasker(mask_img=mask_on_example, standardize=None), tr=2.0)
+    xr.testing.assert_identical(via_masker.drop_attrs(), ts.drop_attrs())
+    # storage keeps everything needed to rebuild the image
+    nb.save(ts, tmp_path / "ts.nc")
+    reloaded = nb.load(tmp_path / "ts.nc")
+    np.testing.assert_array_equal(nb.io.to_nifti(reloaded).get_fdata(), back.get_fdata())
+
+
+def test_mni_template_round_trip_exact(mni, tmp_path):
+    template, mask = mni
+    keep = mask.get_fdata() > 0
+    vol = nb.io.from_nifti(template, mask=mask)
+    assert vol.dims == ("voxel",) and vol.sizes["voxel"] == int(keep.sum())
+    back = nb.io.to_nifti(vol)
+    np.testing.assert_array_equal(back.affine, template.affine)
+    np.testing.assert_array_equal(back.get_fdata()[keep], template.get_fdata()[keep])
+    # trials from a list of 3-D images (written to disk) -> fmri_responses
+    paths = []
+    for n in range(3):
+        img = nib.Nifti1Image((template.get_fdata() * (n + 1)).astype(np.float32), template.affine)
+        paths.append(tmp_path / f"beta{n}.nii.gz")
+        img.to_filename(paths[-1])
+    resp = nb.io.from_nifti(paths, mask=mask, stimulus=["a", "b", "a"], trial_coords={"run": [1, 1, 2]})
+    nb.core.validate(resp, "fmri_responses")
+    assert resp.stimulus.values.tolist() == ["a", "b", "a"] and resp.run.values.tolist() == [1, 1, 2]
+    np.testing.assert_allclose(resp.isel(trial=2).values, 3 * vol.values, rtol=1e-6)
+    avg = nb.core.average_repetitions(resp)
+    np.testing.assert_allclose(avg.sel(stimulus="a").values, 2 * vol.values, rtol=1e-6)
+    back4d = nb.io.to_nifti(resp)
+    assert back4d.shape == (*template.shape, 3)
+    np.testing.assert_allclose(back4d.get_fdata()[..., 1][keep], 2 * template.get_fdata()[keep], rtol=1e-6)
+
+
+def test_atlas_roi_coords_and_means(mni):
+    template, mask = mni
+    atlas = _octant_atlas(mask)
+    names = {i: f"oct{i}" for i in range(1, 9)}
+    data = np.stack([template.get_fdata() * s for s in (1.0, 0.5, 2.0)], axis=-1).astype(np.float32)
+    img = nib.Nifti1Image(data, template.affine)
+    vox = nb.io.from_nifti(img, mask=atlas, stimulus=["x", "y", "z"], labels=names)
+    assert set(vox.roi.values.tolist()) == set(names.values())
+    roi = nb.io.from_nifti(img, mask=atlas, stimulus=["x", "y", "z"], labels=names, reduce="mean")
+    assert roi.dims == ("trial", "roi") and roi.roi.values.tolist() == [names[i] for i in range(1, 9)]
+    # reference: float64 closed form, and nilearn's NiftiLabelsMasker (which accumulates in float32)
+    from nilearn.maskers import NiftiLabelsMasker
+
+    lab = atlas.get_fdata()
+    exact = np.stack([data[lab == i].astype(np.float64).mean(axis=0) for i in range(1, 9)], axis=1)
+    np.testing.assert_allclose(roi.values, exact, rtol=1e-6)
+    ref = NiftiLabelsMasker(labels_img=atlas, strategy="mean", standardize=None).fit_transform(img)
+    np.testing.assert_allclose(roi.values, ref, rtol=1e-3)
+    np.testing.assert_array_equal(roi.n_voxels.values,
+                                  [int((atlas.get_fdata() == i).sum()) for i in range(1, 9)])
+    # and the groupby over the voxel-wise roi coord agrees
+    np.testing.assert_allclose(vox.astype(np.float64).groupby("roi").mean().sel(roi=roi.roi.values).values, roi.values, rtol=1e-5)
+    # the labels masker route gives the same ROI signals
+    via = nb.io.from_nifti(img, mask=NiftiLabelsMasker(labels_img=atlas, strategy="mean", standardize=None), stimulus=["x", "y", "z"],
+                           labels=names)
+    np.testing.assert_allclose(via.values, ref, rtol=1e-6)
+    assert via.roi.values.tolist() == roi.roi.values.tolist()
+
+
+def test_mismatched_grids_raise(example4d, mni, tmp_path):
+    path, img = example4d
+    with pytest.raises(SchemaError, match="(?s)different voxel grid.*resample_to_img"):
+        nb.io.from_nifti(img, mask=mni[1], tr=2.0)
+    shifted = nib.Nifti1Image(np.ones(img.shape[:3], np.uint8), np.asarray(img.affine) + np.array([[0, 0, 0, 3.0]] + [[0] * 4] * 3))
+    with pytest.raises(SchemaError, match="different voxel grid"):
+        nb.io.from_nifti(img, mask=shifted, tr=2.0)
+    a = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4))
+    b = nib.Nifti1Image(np.zeros((4, 4, 5), np.float32), np.eye(4))
+    with pytest.raises(SchemaError, match="image 1 of the list"):
+        nb.io.from_nifti([a, b], stimulus=["s1", "s2"])
+    ts = nb.io.from_nifti(path, tr=2.0)
+    with pytest.raises(SchemaError, match="different voxel grid"):
+        nb.io.to_nifti(ts, like=mni[0])
+
+
+def test_bad_inputs_raise(example4d, tmp_path):
+    path, img = example4d
+    with pytest.raises(FileNotFoundError, match="no_such.nii.gz"):
+        nb.io.from_nifti(tmp_path / "no_such.nii.gz")
+    data = np.ones((3, 3, 3, 4), np.float32)
+    data[1, 1, 1, 2] = np.nan
+    with pytest.raises(SchemaError, match="non-finite"):
+        nb.io.from_nifti(nib.Nifti1Image(data, np.eye(4)), tr=1.0)
+    # NaN outside the mask is fine
+    mask = np.ones((3, 3, 3), np.uint8)
+    mask[1, 1, 1] = 0
+    ok = nb.io.from_nifti(nib.Nifti1Image(data, np.eye(4)), mask=nib.Nifti1Image(mask, np.eye(4)), tr=1.0)
+    assert ok.sizes["voxel"] == 26
+    no_tr = nib.Nifti1Image(np.ones((2, 2, 2, 3), np.float32), np.eye(4))
+    no_tr.header.set_zooms((1.0, 1.0, 1.0, 0.0))
+    with pytest.raises(SchemaError, match="no TR"):
+        nb.io.from_nifti(no_tr)
+    with pytest.raises(SchemaError, match="one id per volume"):
+        nb.io.from_nifti(path, stimulus=["a", "b", "c"])
+    with pytest.raises(SchemaError, match="duplicated stimulus ids"):
+        nb.io.from_nifti(path, stimulus=["a", "a"], dim="stimulus")
+    with pytest.raises(SchemaError, match="labels atlas"):
+        nb.io.from_nifti(path, tr=2.0, reduce="mean")
+    with pytest.raises(SchemaError, match="selects no voxel"):
+        nb.io.from_nifti(path, mask=nib.Nifti1Image(np.zeros(img.shape[:3], np.uint8), img.affine), tr=2.0)
+    ts = nb.io.from_nifti(path, tr=2.0).isel(voxel=slice(0, 50))
+    with pytest.raises(SchemaError, match="voxel coords i, j, k"):
+        nb.io.to_nifti(ts.drop_vars("k"))
+    with pytest.raises(SchemaError, match="needs a 'voxel' dim"):
+        nb.io.to_nifti(ts.rename(voxel="unit"))
+    with pytest.raises(SchemaError, match="at most 2 dims"):
+        nb.io.to_nifti(ts.expand_dims(fold=2))
+    no_grid = ts.copy()
+    no_grid.attrs = {"tr": 2.0}
+    with pytest.raises(SchemaError, match="affine.*shape"):
+        nb.io.to_nifti(no_grid)
+    outside = ts.assign_coords(i=("voxel", ts.i.values + 1000))
+    with pytest.raises(SchemaError, match="outside the grid"):
+        nb.io.to_nifti(outside)
