@@ -165,6 +165,10 @@ def _summary(scores: xr.DataArray, bench: Benchmark) -> xr.DataArray:
     return scores
 
 
+def _has(name: str) -> bool:
+    return hasattr(_rsa_inference(), name)
+
+
 def _rsa_inference():
     from neurobridge.rsa import _inference
 
@@ -196,7 +200,7 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
     n_subjects = int(brain.sizes.get("subject", 1))
     lower = upper = np.nan
     ceiling_time = None
-    if bench.ceiling != "none" and n_subjects >= 2:
+    if bench.ceiling != "none" and n_subjects >= 2 and _has("noise_ceiling"):
         ceil = _rsa_inference().noise_ceiling(brain, dim="subject", method=bench.compare)
         lo_da, up_da = _as_da(ceil.lower), _as_da(ceil.upper)
         if "time" in lo_da.dims:
@@ -212,7 +216,7 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
     ci_low = ci_high = np.full(len(layers), np.nan)
     ci_method = "none"
     n_stim = len(ids)
-    if n_bootstrap > 0 and n_stim >= 10:
+    if n_bootstrap > 0 and n_stim >= 10 and _has("bootstrap"):
         over = "both" if n_subjects >= 2 else "stimulus"
         ci = _rsa_inference().bootstrap(mrdm, brain, method=bench.compare, over=over, n_bootstrap=n_bootstrap,
                                         seed=seed, progress=progress)
