@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,13 @@ def trial_betas(
     group_codes = pd.factorize(groups.astype(str))[0]
     n = len(ev)
     names = [f"trial{i:05d}" for i in range(n)]
+    conf = [confounds] if confounds is not None else None
+
+    def fit(design):
+        with warnings.catch_warnings():
+            # nilearn notes that it uses the given mask instead of computing one: expected here
+            warnings.filterwarnings("ignore", message=".*Generation of a mask has been requested.*")
+            return model().fit(img, events=design, confounds=conf)
 
     def model():
         return fl.FirstLevelModel(t_r=tr, mask_img=mask, hrf_model=hrf_model, drift_model=drift_model,
@@ -138,10 +146,9 @@ def trial_betas(
 
     base = ev[["onset", "duration"]].copy()
     betas: list[np.ndarray] = []
-    conf = [confounds] if confounds is not None else None
     if method == "lsa":
         design = base.assign(trial_type=names)
-        glm = model().fit(img, events=design, confounds=conf)
+        glm = fit(design)
         for name in tqdm(names, disable=not progress, desc="lsa contrasts"):
             betas.append(_effect(glm, name))
     else:
@@ -150,7 +157,7 @@ def trial_betas(
             labels = np.array([f"other{c:04d}" for c in group_codes], dtype=object)
             labels[i] = _TARGET
             design = base.assign(trial_type=labels)
-            glm = model().fit(img, events=design, confounds=conf)
+            glm = fit(design)
             betas.append(_effect(glm, _TARGET))
     data = np.stack(betas).astype(dtype)
     masker = glm.masker_
