@@ -1,0 +1,693 @@
+"""RDM computation: pure torch kernels (batched over leading axes) and the labelled ``nb.rsa.rdm``.
+
+Conventions follow rsatoolbox exactly, so numbers agree with ``rsatoolbox.rdm.calc_rdm``:
+``euclidean`` is the squared Euclidean distance divided by the number of features, ``mahalanobis`` and
+``crossnobis`` likewise (with a noise precision), ``correlation`` is ``1 - r``, ``poisson`` the
+symmetrised KL divergence of Poisson rates (with rsatoolbox's prior), divided by the number of features.
+``cosine`` is ``1 - cos`` (as ``scipy.spatial.distance.pdist(..., "cosine")``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from neurobridge.core import SchemaError, as_tensor, validate
+from neurobridge.core._schemas import ATTR_TYPES
+
+from ._compare import n_from_pairs
+
+__all__ = [
+    "RDM_METRICS", "NOISE_METHODS", "rdm", "rdm_tensor", "crossnobis_tensor", "noise_covariance_tensor",
+    "noise_covariance", "to_condensed", "from_condensed", "condensed_tensor", "square_tensor",
+]
+
+logger = logging.getLogger("neurobridge")
+
+RDM_METRICS = ("correlation", "euclidean", "cosine", "mahalanobis", "crossnobis", "poisson")
+"""Dissimilarity measures of :func:`rdm`."""
+
+NOISE_METHODS = ("full", "diag", "shrinkage_eye", "shrinkage_diag")
+"""Noise covariance estimators (rsatoolbox names): sample covariance, its diagonal, Ledoit-Wolf shrinkage
+towards a multiple of the identity, and Schaefer-Strimmer shrinkage towards the diagonal."""
+
+_FEATURE_DIMS = ("channel", "voxel", "unit", "latent", "feature")
+
+
+# ------------------------------------------------------------------------------------ condensed form
+def condensed_tensor(square: torch.Tensor) -> torch.Tensor:
+    """Upper triangles (i < j, row-major: ``scipy.spatial.distance.pdist`` order) of (..., n, n) matrices.
+
+    Examples
+    --------
+    >>> condensed_tensor(torch.tensor([[0., 1., 2.], [1., 0., 3.], [2., 3., 0.]])).tolist()
+    [1.0, 2.0, 3.0]
+    """
+    n = square.shape[-1]
+    i, j = torch.triu_indices(n, n, offset=1, device=square.device)
+    return square[..., i, j]
+
+
+def square_tensor(vectors: torch.Tensor, diagonal: float = 0.0) -> torch.Tensor:
+    """Symmetric (..., n, n) matrices from condensed (..., n_pairs) vectors (inverse of :func:`condensed_tensor`).
+
+    Examples
+    --------
+    >>> square_tensor(torch.tensor([1., 2., 3.]))[1].tolist()
+    [1.0, 0.0, 3.0]
+    """
+    n = n_from_pairs(vectors.shape[-1])
+    i, j = torch.triu_indices(n, n, offset=1, device=vectors.device)
+    out = torch.full((*vectors.shape[:-1], n, n), float(diagonal), dtype=vectors.dtype, device=vectors.device)
+    out[..., i, j] = vectors
+    out[..., j, i] = vectors
+    return out
+
+
+# ---------------------------------------------------------------------------------- torch kernels
+def _diag_distance(k: torch.Tensor) -> torch.Tensor:
+    d = torch.diagonal(k, dim1=-2, dim2=-1)
+    return d[..., :, None] + d[..., None, :] - k - k.transpose(-1, -2)
+
+
+def _apply_precision(x: torch.Tensor, precision: torch.Tensor | None) -> torch.Tensor:
+    """``x @ P``; a diagonal precision is stored as a row, shape (..., 1, p)."""
+    if precision is None:
+        return x
+    if precision.ndim == 1:
+        precision = precision[None, :]
+    if precision.shape[-2] == 1:
+        return x * precision
+    return x @ precision
+
+
+def _finish(d: torch.Tensor) -> torch.Tensor:
+    d = 0.5 * (d + d.transpose(-1, -2))
+    d.diagonal(dim1=-2, dim2=-1).zero_()
+    return d
+
+
+def rdm_tensor(
+    x: torch.Tensor, metric: str = "correlation", *, precision: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None, remove_mean: bool = False, prior_lambda: float = 1.0,
+    prior_weight: float = 0.1,
+) -> torch.Tensor:
+    """Square RDMs of patterns, batched over leading axes (one GEMM per batch).
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (..., n_stimuli, n_features)
+    metric : {"correlation", "euclidean", "cosine", "mahalanobis", "poisson"}
+        ``"crossnobis"`` needs folds: use :func:`crossnobis_tensor`.
+    precision : torch.Tensor, shape (..., n_features, n_features), optional
+        Noise precision for ``mahalanobis``; a diagonal precision as (n_features,) or (..., 1, n_features); ``None`` is the identity
+        (then ``mahalanobis`` equals ``euclidean``, as in rsatoolbox).
+    valid : torch.Tensor of bool, shape (..., n_features), optional
+        Which features are real (the rest are padding and must be zero); used by searchlights.
+    remove_mean : bool
+        Subtract each pattern's mean over features first (euclidean, mahalanobis).
+    prior_lambda, prior_weight : float
+        Prior of the Poisson rate estimate (rsatoolbox): ``(x + lambda * w) / (1 + w)``.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n_stimuli, n_stimuli)
+        Symmetric with an exact zero diagonal.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[0., 0.], [1., 1.], [2., 0.]], dtype=torch.float64)
+    >>> rdm_tensor(x, "euclidean")[0].tolist()
+    [0.0, 1.0, 2.0]
+    """
+    if metric not in RDM_METRICS or metric == "crossnobis":
+        raise ValueError(f"rdm_tensor: unknown metric {metric!r}; expected one of "
+                         f"{[m for m in RDM_METRICS if m != 'crossnobis']} (crossnobis: crossnobis_tensor)")
+    if valid is not None:
+        valid = valid.to(x.dtype)
+        n_feat = valid.sum(-1)[..., None, None]
+        x = x * valid[..., None, :]
+    else:
+        n_feat = x.shape[-1]
+    if metric in ("correlation", "cosine"):
+        if metric == "correlation":
+            x = x - x.sum(-1, keepdim=True) / (n_feat[..., 0] if valid is not None else n_feat)
+            if valid is not None:
+                x = x * valid[..., None, :]
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        if bool((norm == 0).any()):
+            raise ValueError(f"{metric} distance is undefined for a pattern with zero "
+                             f"{'variance' if metric == 'correlation' else 'norm'} across features; "
+                             "drop constant patterns or use metric='euclidean'")
+        xn = x / norm
+        return _finish(1.0 - xn @ xn.transpose(-1, -2))
+    if metric in ("euclidean", "mahalanobis"):
+        if remove_mean:
+            x = x - x.sum(-1, keepdim=True) / (n_feat[..., 0] if valid is not None else n_feat)
+            if valid is not None:
+                x = x * valid[..., None, :]
+        k = _apply_precision(x, precision) @ x.transpose(-1, -2)
+        return _finish(_diag_distance(k) / n_feat)
+    # poisson
+    m = (x + prior_lambda * prior_weight) / (1 + prior_weight)
+    if bool((m <= 0).any()):
+        raise ValueError("metric='poisson' needs non-negative rates (spike counts or firing rates); found values "
+                         f"below {-prior_lambda * prior_weight}")
+    logm = torch.log(m)
+    if valid is not None:
+        m, logm = m * valid[..., None, :], logm * valid[..., None, :]
+    k = m @ logm.transpose(-1, -2)
+    return _finish(_diag_distance(k) / n_feat)
+
+
+def crossnobis_tensor(
+    sums: torch.Tensor, counts: torch.Tensor, *, precision: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None, remove_mean: bool = False,
+) -> torch.Tensor:
+    """Cross-validated (leave-one-fold-out) Mahalanobis RDMs, as ``rsatoolbox`` ``crossnobis``.
+
+    For each fold ``f`` the training patterns are the means over all other folds and the test
+    patterns the means within ``f``; ``d_ij = (a_i - a_j)^T P (b_i - b_j) / n_features``, averaged over folds.
+
+    Parameters
+    ----------
+    sums : torch.Tensor, shape (..., n_folds, n_stimuli, n_features)
+        Sum of the measurements of each stimulus within each fold.
+    counts : torch.Tensor, shape (n_folds, n_stimuli)
+        Number of measurements summed; every stimulus needs a measurement in at least two folds.
+    precision : torch.Tensor, optional
+        Noise precision (..., n_features, n_features), or its diagonal as (n_features,) or (..., 1,
+        n_features); identity if ``None``.
+    valid : torch.Tensor of bool, shape (..., n_features), optional
+        Real (non-padding) features.
+    remove_mean : bool
+        Subtract each pattern's mean over features first.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n_stimuli, n_stimuli)
+
+    Examples
+    --------
+    >>> sums = torch.randn(4, 3, 5, dtype=torch.float64)  # 4 folds, 3 stimuli, 5 features
+    >>> crossnobis_tensor(sums, torch.ones(4, 3)).shape
+    torch.Size([3, 3])
+    """
+    counts = counts.to(sums.dtype)
+    if counts.ndim != 2 or tuple(counts.shape) != tuple(sums.shape[-3:-1]):
+        raise ValueError(f"counts must have shape (n_folds, n_stimuli) = {tuple(sums.shape[-3:-1])}, got {tuple(counts.shape)}")
+    n_folds = counts.shape[0]
+    if n_folds < 2:
+        raise ValueError(f"crossnobis needs at least 2 cross-validation folds (e.g. runs), found {n_folds}")
+    total_c = counts.sum(0)
+    missing = (counts == 0) | (total_c - counts == 0)
+    if bool(missing.any()):
+        f, s = (int(v) for v in torch.nonzero(missing)[0])
+        raise ValueError(f"crossnobis: stimulus #{s} has no measurement in fold #{f} (or only there); every stimulus "
+                         "must be measured in every fold: drop it or the fold")
+    total = sums.sum(-3, keepdim=True)
+    train = (total - sums) / (total_c - counts)[..., None]
+    test = sums / counts[..., None]
+    if valid is not None:
+        n_feat = valid.to(sums.dtype).sum(-1)[..., None, None]
+        vm = valid.to(sums.dtype)[..., None, None, :]
+    else:
+        n_feat = sums.shape[-1]
+        vm = None
+    if remove_mean:
+        denom = n_feat[..., None] if valid is not None else n_feat
+        train = train - train.sum(-1, keepdim=True) / denom
+        test = test - test.sum(-1, keepdim=True) / denom
+        if vm is not None:
+            train, test = train * vm, test * vm
+    if precision is not None:
+        precision = (precision[None, :] if precision.ndim == 1 else precision).unsqueeze(-3)
+    k = _apply_precision(train, precision) @ test.transpose(-1, -2)  # (..., F, n, n)
+    d = _diag_distance(k).mean(-3)
+    return _finish(d / n_feat)
+
+
+def _cov_from_demeaned(x: torch.Tensor, dof, method: str) -> torch.Tensor:
+    """rsatoolbox's covariance estimators on demeaned rows x (..., m, p)."""
+    m = x.shape[-2]
+    p = x.shape[-1]
+    if method == "full":
+        return x.transpose(-1, -2) @ x / dof
+    if method == "diag":
+        return torch.diag_embed((x * x).sum(-2) / dof)
+    s_sum = x.transpose(-1, -2) @ x
+    x2 = x * x
+    s2_sum = x2.transpose(-1, -2) @ x2
+    eye = torch.eye(p, dtype=x.dtype, device=x.device)
+    if method == "shrinkage_eye":
+        s = s_sum / m
+        b2 = (s2_sum / m - s * s).sum((-1, -2)) / m
+        mu = torch.diagonal(s, dim1=-2, dim2=-1).sum(-1) / p
+        d2 = ((s - mu[..., None, None] * eye) ** 2).sum((-1, -2))
+        b2 = torch.minimum(d2, b2)
+        shrunk = (b2 / d2 * mu)[..., None, None] * eye + ((d2 - b2) / d2)[..., None, None] * s
+        return shrunk * m / dof
+    if method == "shrinkage_diag":
+        s = s_sum / dof
+        var = torch.diagonal(s, dim1=-2, dim2=-1)
+        std = torch.sqrt(var)
+        s_mean = s_sum / std[..., None, :] / std[..., :, None] / (m - 1)
+        s2_mean = s2_sum / var[..., None, :] / var[..., :, None] / (m - 1)
+        var_hat = m / dof**2 * (s2_mean - s_mean**2)
+        off = 1.0 - eye
+        lamb = (var_hat * off).sum((-1, -2)) / ((s_mean**2) * off).sum((-1, -2))
+        lamb = lamb.clamp(0.0, 1.0)
+        return s * (eye + (1 - lamb)[..., None, None] * off)
+    raise ValueError(f"unknown noise estimator {method!r}; expected one of {list(NOISE_METHODS)}")
+
+
+def noise_covariance_tensor(residuals: torch.Tensor, method: str = "shrinkage_diag", dof: float | None = None,
+                            *, demean: bool = True) -> torch.Tensor:
+    """Noise covariance over features from residuals, as ``rsatoolbox.data.noise.cov_from_residuals``.
+
+    Parameters
+    ----------
+    residuals : torch.Tensor, shape (..., n_residuals, n_features)
+    method : {"full", "diag", "shrinkage_eye", "shrinkage_diag"}
+        ``shrinkage_eye`` is Ledoit-Wolf shrinkage towards a multiple of the identity,
+        ``shrinkage_diag`` Schaefer-Strimmer shrinkage towards the diagonal.
+    dof : float, optional
+        Degrees of freedom; default ``n_residuals - 1``.
+    demean : bool
+        Remove each feature's mean over residuals first (rsatoolbox does).
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n_features, n_features)
+
+    Examples
+    --------
+    >>> noise_covariance_tensor(torch.randn(50, 3, dtype=torch.float64), "diag").shape
+    torch.Size([3, 3])
+    """
+    if method not in NOISE_METHODS:
+        raise ValueError(f"unknown noise estimator {method!r}; expected one of {list(NOISE_METHODS)}")
+    m = residuals.shape[-2]
+    if m < 2:
+        raise ValueError(f"need at least 2 residual rows to estimate a noise covariance, got {m}")
+    if demean:
+        residuals = residuals - residuals.mean(-2, keepdim=True)
+    return _cov_from_demeaned(residuals, float(m - 1 if dof is None else dof), method)
+
+
+def _precision_from_cov(cov: torch.Tensor) -> torch.Tensor:
+    if cov.ndim >= 2 and cov.shape[-1] == cov.shape[-2]:
+        diag_only = bool((cov - torch.diag_embed(torch.diagonal(cov, dim1=-2, dim2=-1)) == 0).all())
+        if diag_only:
+            return (1.0 / torch.diagonal(cov, dim1=-2, dim2=-1))[..., None, :]
+        try:
+            return torch.cholesky_inverse(torch.linalg.cholesky(cov))
+        except RuntimeError as err:
+            raise ValueError("the noise covariance is not positive definite; use a shrinkage estimator "
+                             "(noise='shrinkage_diag' or 'shrinkage_eye') or more residuals") from err
+    if bool((cov <= 0).any()):
+        raise ValueError("noise variances must be positive")
+    return (1.0 / cov)[..., None, :]
+
+
+# ----------------------------------------------------------------------------------- labelled API
+def _feature_dims(da: xr.DataArray, feature_dim) -> list[str]:
+    if feature_dim is None:
+        hits = [d for d in _FEATURE_DIMS if d in da.dims]
+        if not hits:
+            raise SchemaError(f"rdm: cannot tell which dim holds the features among {tuple(da.dims)}; "
+                              f"pass feature_dim=... (e.g. one of {list(_FEATURE_DIMS)})")
+        return [hits[0]]
+    dims = [feature_dim] if isinstance(feature_dim, str) else list(feature_dim)
+    missing = [d for d in dims if d not in da.dims]
+    if missing:
+        raise SchemaError(f"rdm: feature_dim {missing} not among the dims {tuple(da.dims)}; pass the dim that holds "
+                          "the pattern's features (channel, voxel, unit, ...)")
+    return dims
+
+
+def _sample_axis(da: xr.DataArray, sample_dim: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """(observation dim, stimulus label per observation, unique stimulus labels in first-seen order)."""
+    if sample_dim in da.dims:
+        labels = np.asarray(da[sample_dim].values) if sample_dim in da.coords else np.arange(da.sizes[sample_dim])
+        return sample_dim, labels, np.asarray(pd.unique(pd.Series(labels))) if len(labels) else labels
+    if sample_dim in da.coords and len(da[sample_dim].dims) == 1:
+        obs = da[sample_dim].dims[0]
+        labels = np.asarray(da[sample_dim].values)
+        return obs, labels, np.asarray(pd.unique(pd.Series(labels)))
+    raise SchemaError(f"rdm: sample_dim {sample_dim!r} is neither a dim nor a coordinate of the data (dims "
+                      f"{tuple(da.dims)}); for trials pass data with a 'stimulus' coordinate on 'trial' "
+                      "(nb.core.eeg_epochs(..., stimulus=...)) or set sample_dim=...")
+
+
+def _as_t(x, dtype=None, device=None) -> torch.Tensor:
+    """``nb.core.as_tensor`` that also takes non-contiguous / negatively strided numpy data."""
+    if isinstance(x, xr.DataArray):
+        x = x.data
+        if hasattr(x, "compute"):
+            x = x.compute()
+    if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x)
+    return as_tensor(x, dtype=dtype, device=device)
+
+
+def _to_tensor(da: xr.DataArray, order: Sequence[Hashable], dtype, device) -> torch.Tensor:
+    t = _as_t(da.transpose(*order), dtype=dtype, device=device)
+    if not bool(torch.isfinite(t).all()):
+        raise SchemaError("rdm: the data contain NaN or inf; drop or interpolate them first "
+                          "(e.g. da.dropna(...), da.interpolate_na(...), or mark bad channels)")
+    return t
+
+
+def _lead_coords(da: xr.DataArray, lead: Sequence[Hashable]) -> dict:
+    return {name: c.variable for name, c in da.coords.items() if c.dims and set(c.dims) <= set(lead)}
+
+
+def _clean_attrs(attrs: dict) -> dict:
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, ATTR_TYPES) or (isinstance(v, list | tuple) and all(isinstance(x, ATTR_TYPES) for x in v)):
+            out[k] = v
+    return out
+
+
+def _noise_precision(noise, *, feats: list[str], lead: list[Hashable], residuals, dof, data_resid, data_dof,
+                     dtype, device, n_features: int) -> torch.Tensor | None:
+    if noise is None:
+        return None
+    if isinstance(noise, str):
+        if noise not in NOISE_METHODS:
+            raise ValueError(f"noise={noise!r} is not an estimator; expected a covariance array or one of {list(NOISE_METHODS)}")
+        if residuals is not None:
+            if not isinstance(residuals, xr.DataArray):
+                raise SchemaError("residuals must be an xr.DataArray with the feature dim (e.g. GLM residuals, dims "
+                                  "('time', 'voxel'))")
+            missing = [d for d in feats if d not in residuals.dims]
+            if missing:
+                raise SchemaError(f"residuals lack the feature dim(s) {missing}; found {tuple(residuals.dims)}")
+            keep = [d for d in lead if d in residuals.dims]
+            obs = [d for d in residuals.dims if d not in feats and d not in keep]
+            r = residuals.stack(_obs=obs) if obs else residuals.expand_dims("_obs")
+            r = r.stack(_feat=feats) if len(feats) > 1 else r.rename({feats[0]: "_feat"})
+            rt = _to_tensor(r, [*keep, "_obs", "_feat"], dtype, device)
+            # broadcast over the data's lead dims the residuals do not have
+            idx = [lead.index(d) for d in keep]
+            cov = noise_covariance_tensor(rt, noise, dof)
+            shape = [1] * len(lead) + list(cov.shape[-2:])
+            for k, i in enumerate(idx):
+                shape[i] = cov.shape[k]
+            cov = cov.reshape(shape)
+        else:
+            if data_resid is None:
+                raise ValueError(f"noise={noise!r} estimates the noise from repeated measurements, but each stimulus "
+                                 "has one measurement; pass residuals=... (e.g. GLM residuals) or a covariance matrix")
+            cov = _cov_from_demeaned(data_resid - data_resid.mean(-2, keepdim=True), float(data_dof), noise)
+        return _precision_from_cov(cov)
+    if isinstance(noise, xr.DataArray):
+        noise = noise.values
+    cov = _as_t(noise, dtype=dtype, device=device)
+    if cov.ndim not in (1, 2) or cov.shape[-1] != n_features or (cov.ndim == 2 and cov.shape[0] != n_features):
+        raise ValueError(f"noise must be a covariance of shape ({n_features}, {n_features}) or variances of shape "
+                         f"({n_features},) for the {n_features} features; got {tuple(cov.shape)}")
+    return _precision_from_cov(cov)
+
+
+def rdm(
+    da: xr.DataArray, *, sample_dim: str = "stimulus", feature_dim: str | Sequence[str] | None = None,
+    metric: str = "correlation", cv_dim: str | None = None, noise=None, residuals: xr.DataArray | None = None,
+    dof: float | None = None, remove_mean: bool = False, prior_lambda: float = 1.0, prior_weight: float = 0.1,
+    dtype: str | torch.dtype | None = None, device: str | torch.device | None = None,
+) -> xr.DataArray:
+    """Representational dissimilarity matrices, dims ``(..., stimulus, stimulus2)``.
+
+    Every dim that is neither the sample dim (or the trial dim it labels), a feature dim nor ``cv_dim``
+    (``time``, ``layer``, ``subject``, ``roi``...) is broadcast: one RDM per element, computed in one
+    batched torch call on the input's device (``nb.config_context(device=...)`` for numpy data).
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        Patterns, e.g. ``(stimulus, unit)`` activations, ``(trial, channel, time)`` epochs (trials are
+        averaged per stimulus, first-seen order) or ``(run, stimulus, voxel)`` betas.
+    sample_dim : str
+        The dim, or a coordinate on the observation dim, whose labels are the RDM's rows.
+    feature_dim : str or sequence of str, optional
+        Dim(s) holding the pattern's features; default the first of channel, voxel, unit, latent, feature.
+    metric : {"correlation", "euclidean", "cosine", "mahalanobis", "crossnobis", "poisson"}
+        ``euclidean``/``mahalanobis``/``crossnobis``/``poisson`` are divided by the number of features and
+        ``euclidean`` is squared, as in rsatoolbox.
+    cv_dim : str, optional
+        Cross-validation folds for ``crossnobis``: a dim (``run``) or a coordinate on the trial dim. By
+        default (as rsatoolbox) the k-th repetition of every stimulus forms fold k.
+    noise : array, xr.DataArray or str, optional
+        Noise model for ``mahalanobis``/``crossnobis``: a covariance (features x features, or the
+        variances as a 1-d array), or an estimator name (:data:`NOISE_METHODS`) applied to ``residuals``
+        or, without them, to the deviations of each measurement from its stimulus mean (rsatoolbox's
+        ``prec_from_measurements``/``cov_from_unbalanced``). ``None``: identity.
+    residuals : xr.DataArray, optional
+        Residuals with the feature dim (e.g. GLM residuals over time) for the noise estimate.
+    dof : float, optional
+        Degrees of freedom for the noise estimate (default: rows - 1 for residuals, measurements -
+        stimuli for the data).
+    remove_mean : bool
+        Subtract each pattern's mean over features (euclidean, mahalanobis, crossnobis).
+    prior_lambda, prior_weight : float
+        Prior for ``poisson`` (rsatoolbox's defaults).
+    dtype, device : optional
+        Computation dtype (float32 default, float64 on request) and device.
+
+    Returns
+    -------
+    xr.DataArray
+        Dims ``(*broadcast_dims, "stimulus", "stimulus2")``; attrs ``metric`` (+ the input's attrs).
+
+    Examples
+    --------
+    >>> import numpy as np, neurobridge as nb
+    >>> acts = nb.core.activations(np.random.rand(4, 10), stimulus=list("abcd"))
+    >>> nb.rsa.rdm(acts, metric="euclidean").dims
+    ('stimulus', 'stimulus2')
+    """
+    if not isinstance(da, xr.DataArray):
+        raise SchemaError(f"rdm expects an xr.DataArray, got {type(da).__name__}; build one with nb.core.activations / "
+                          "nb.core.eeg_epochs / nb.core.fmri_responses")
+    if metric not in RDM_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {list(RDM_METRICS)}")
+    feats = _feature_dims(da, feature_dim)
+    obs_dim, labels, uniques = _sample_axis(da, sample_dim)
+    if obs_dim in feats:
+        raise SchemaError(f"rdm: the sample dim {obs_dim!r} cannot also be a feature dim")
+    if cv_dim is not None and metric != "crossnobis":
+        raise ValueError(f"cv_dim is only used by metric='crossnobis', not {metric!r}")
+    fold_dim = cv_dim if (cv_dim is not None and cv_dim in da.dims) else None
+    if cv_dim is not None and fold_dim is None and not (cv_dim in da.coords and da[cv_dim].dims == (obs_dim,)):
+        raise SchemaError(f"cv_dim {cv_dim!r} is neither a dim nor a coordinate on {obs_dim!r} (dims {tuple(da.dims)}, "
+                          f"coords {list(da.coords)}); pass the runs/sessions as a dim or a per-trial coordinate")
+    used = {obs_dim, *feats} | ({fold_dim} if fold_dim else set())
+    lead = [d for d in da.dims if d not in used]
+    n_stim = len(uniques)
+    if n_stim < 2:
+        raise SchemaError(f"rdm: need at least 2 distinct stimuli, found {n_stim}")
+    x = da.stack(_feat=feats) if len(feats) > 1 else da.rename({feats[0]: "_feat"})
+    order = [*lead, *([fold_dim] if fold_dim else []), obs_dim, "_feat"]
+    t = _to_tensor(x.drop_vars([c for c in x.coords if c in ("_feat",)], errors="ignore"), order, dtype, device)
+    codes = torch.as_tensor(pd.Index(uniques).get_indexer(labels), device=t.device)
+    counts_s = torch.bincount(codes, minlength=n_stim)
+    repeated = bool((counts_s > 1).any())
+
+    def group_sums(obs_t: torch.Tensor, code: torch.Tensor, n_groups: int) -> torch.Tensor:
+        out = torch.zeros(*obs_t.shape[:-2], n_groups, obs_t.shape[-1], dtype=obs_t.dtype, device=obs_t.device)
+        return out.index_add_(-2, code, obs_t)
+
+    data_resid, data_dof = None, None
+    if metric == "crossnobis":
+        if fold_dim is not None:
+            n_folds = da.sizes[fold_dim]
+            obs_t = t.reshape(*t.shape[:-3], n_folds * t.shape[-2], t.shape[-1])
+            fold_codes = torch.arange(n_folds, device=t.device).repeat_interleave(t.shape[-2])
+            stim_codes = codes.repeat(n_folds)
+        else:
+            obs_t = t
+            stim_codes = codes
+            if cv_dim is not None:
+                fvals = np.asarray(da[cv_dim].values)
+                fu = np.asarray(pd.unique(pd.Series(fvals)))
+                fold_codes = torch.as_tensor(pd.Index(fu).get_indexer(fvals), device=t.device)
+                n_folds = len(fu)
+            else:
+                if not bool((counts_s == counts_s[0]).all()):
+                    raise SchemaError("crossnobis without cv_dim assigns the k-th repetition of each stimulus to fold k, "
+                                      "which needs equal repetition counts; found counts from "
+                                      f"{int(counts_s.min())} to {int(counts_s.max())}: pass cv_dim=... (e.g. 'run')")
+                occ = pd.Series(labels).groupby(labels).cumcount().to_numpy()
+                fold_codes = torch.as_tensor(occ, device=t.device)
+                n_folds = int(counts_s[0])
+        if n_folds < 2:
+            raise SchemaError(f"crossnobis needs at least 2 folds along {cv_dim or 'the repetitions'}, found {n_folds}")
+        sums = group_sums(obs_t, fold_codes * n_stim + stim_codes, n_folds * n_stim)
+        sums = sums.reshape(*sums.shape[:-2], n_folds, n_stim, sums.shape[-1])
+        counts = torch.bincount(fold_codes * n_stim + stim_codes, minlength=n_folds * n_stim).reshape(n_folds, n_stim)
+        stim_sum = group_sums(obs_t, stim_codes, n_stim)
+        stim_cnt = torch.bincount(stim_codes, minlength=n_stim).to(t.dtype)
+        data_resid = obs_t - (stim_sum / stim_cnt[:, None])[..., stim_codes, :]
+        data_dof = obs_t.shape[-2] - n_stim
+        precision = _noise_precision(noise, feats=feats, lead=lead, residuals=residuals, dof=dof,
+                                     data_resid=data_resid, data_dof=dof if dof is not None else data_dof,
+                                     dtype=dtype, device=t.device, n_features=t.shape[-1])
+        out = crossnobis_tensor(sums, counts, precision=precision, remove_mean=remove_mean)
+    else:
+        if repeated:
+            sums = group_sums(t, codes, n_stim)
+            means = sums / counts_s.to(t.dtype)[:, None]
+            data_resid = t - means[..., codes, :]
+            data_dof = t.shape[-2] - n_stim
+        else:
+            means = t  # unique labels: first-seen order is the data's order
+        if metric == "mahalanobis" or noise is not None:
+            if metric not in ("mahalanobis",):
+                raise ValueError(f"noise= is used by 'mahalanobis' and 'crossnobis', not {metric!r}")
+            precision = _noise_precision(noise, feats=feats, lead=lead, residuals=residuals, dof=dof,
+                                         data_resid=data_resid, data_dof=dof if dof is not None else data_dof,
+                                         dtype=dtype, device=t.device, n_features=t.shape[-1])
+        else:
+            precision = None
+        out = rdm_tensor(means, metric, precision=precision, remove_mean=remove_mean,
+                         prior_lambda=prior_lambda, prior_weight=prior_weight)
+    coords = _lead_coords(da, lead)
+    coords["stimulus"] = uniques
+    coords["stimulus2"] = uniques.copy()
+    attrs = _clean_attrs(da.attrs)
+    attrs["metric"] = metric
+    if cv_dim is not None:
+        attrs["cv_dim"] = cv_dim
+    result = xr.DataArray(out.detach().cpu().numpy(), dims=(*lead, "stimulus", "stimulus2"), coords=coords, attrs=attrs)
+    return validate(result, "rdm")
+
+
+def noise_covariance(residuals: xr.DataArray, *, feature_dim: str | None = None, method: str = "shrinkage_diag",
+                     dof: float | None = None, dtype=None, device=None) -> xr.DataArray:
+    """Noise covariance over features from residuals (rsatoolbox's ``cov_from_residuals``), labelled.
+
+    Parameters
+    ----------
+    residuals : xr.DataArray
+        Residuals with a feature dim (e.g. ``(time, voxel)`` GLM residuals); every other dim is pooled.
+    feature_dim : str, optional
+        Default the first of channel, voxel, unit, latent, feature.
+    method : {"full", "diag", "shrinkage_eye", "shrinkage_diag"}
+    dof : float, optional
+        Degrees of freedom (default rows - 1).
+
+    Returns
+    -------
+    xr.DataArray
+        Dims ``(feature_dim, feature_dim + "2")``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> r = xr.DataArray(np.random.randn(40, 3), dims=("time", "voxel"))
+    >>> noise_covariance(r, method="diag").dims
+    ('voxel', 'voxel2')
+    """
+    feats = _feature_dims(residuals, feature_dim)
+    if len(feats) != 1:
+        raise SchemaError("noise_covariance takes one feature dim")
+    f = feats[0]
+    obs = [d for d in residuals.dims if d != f]
+    r = residuals.stack(_obs=obs) if obs else residuals.expand_dims("_obs")
+    t = _to_tensor(r.drop_vars(list(r.coords), errors="ignore"), ["_obs", f], dtype, device)
+    cov = noise_covariance_tensor(t, method, dof)
+    coords = {}
+    if f in residuals.coords:
+        coords[f] = residuals[f].values
+        coords[f + "2"] = residuals[f].values
+    return xr.DataArray(cov.cpu().numpy(), dims=(f, f + "2"), coords=coords, attrs={"method": method})
+
+
+# ----------------------------------------------------------------------------- condensed (labelled)
+def to_condensed(da: xr.DataArray) -> xr.DataArray:
+    """Condensed RDM vectors: dims ``(..., "pair")`` in ``pdist`` order (i < j, row-major).
+
+    The ``pair`` dim carries the coordinates ``stimulus`` and ``stimulus2`` (the ids of the two
+    stimuli of each entry), so :func:`from_condensed` can rebuild the square form.
+
+    Examples
+    --------
+    >>> import numpy as np, neurobridge as nb
+    >>> r = nb.core.rdm(np.array([[0., 1, 2], [1, 0, 3], [2, 3, 0]]), stimulus=list("abc"))
+    >>> v = nb.rsa.to_condensed(r)
+    >>> v.values.tolist(), v["stimulus2"].values.tolist()
+    ([1.0, 2.0, 3.0], ['b', 'c', 'c'])
+    """
+    validate(da, "rdm", check_values=False)
+    lead = [d for d in da.dims if d not in ("stimulus", "stimulus2")]
+    da = da.transpose(*lead, "stimulus", "stimulus2")
+    n = da.sizes["stimulus"]
+    i, j = np.triu_indices(n, k=1)
+    vals = np.asarray(da.values)[..., i, j]
+    coords = _lead_coords(da, lead)
+    ids = np.asarray(da["stimulus"].values)
+    ids2 = np.asarray(da["stimulus2"].values)
+    if not np.array_equal(ids, ids2):
+        raise SchemaError("to_condensed: 'stimulus' and 'stimulus2' hold different ids; an RDM lists the same "
+                          "stimuli in the same order on both axes")
+    coords["stimulus"] = ("pair", ids[i])
+    coords["stimulus2"] = ("pair", ids[j])
+    return xr.DataArray(vals, dims=(*lead, "pair"), coords=coords, attrs=dict(da.attrs))
+
+
+def from_condensed(v, *, stimulus: Sequence | None = None, dims: Sequence[str] | None = None,
+                   coords: dict | None = None, attrs: dict | None = None) -> xr.DataArray:
+    """Square RDMs ``(..., stimulus, stimulus2)`` from condensed vectors (inverse of :func:`to_condensed`).
+
+    Parameters
+    ----------
+    v : xr.DataArray with a ``pair`` dim (from :func:`to_condensed`), or an array/tensor (..., n_pairs)
+    stimulus : sequence, optional
+        Stimulus ids (default: read from ``v``'s ``pair`` coordinates, else ``0..n-1``).
+    dims : sequence of str, optional
+        Names of the leading dims of an unlabelled ``v``.
+    coords, attrs : dict, optional
+        Extra coordinates / attrs for an unlabelled ``v``.
+
+    Examples
+    --------
+    >>> from_condensed(np.array([1.0, 2.0, 3.0]), stimulus=list("abc")).values[1].tolist()
+    [1.0, 0.0, 3.0]
+    """
+    if isinstance(v, xr.DataArray):
+        if "pair" not in v.dims:
+            raise SchemaError(f"from_condensed expects a 'pair' dim, found {tuple(v.dims)}; use nb.rsa.to_condensed")
+        lead = [d for d in v.dims if d != "pair"]
+        v = v.transpose(*lead, "pair")
+        n = n_from_pairs(v.sizes["pair"])
+        if stimulus is None and "stimulus" in v.coords and "stimulus2" in v.coords:
+            s1, s2 = np.asarray(v["stimulus"].values), np.asarray(v["stimulus2"].values)
+            stimulus = np.concatenate([s1[:1], s2[: n - 1]])
+        base_coords = _lead_coords(v, lead)
+        base_coords.update(coords or {})
+        return from_condensed(np.asarray(v.values), stimulus=stimulus, dims=lead, coords=base_coords,
+                              attrs={**v.attrs, **(attrs or {})})
+    arr = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+    n = n_from_pairs(arr.shape[-1])
+    i, j = np.triu_indices(n, k=1)
+    sq = np.zeros((*arr.shape[:-1], n, n), dtype=arr.dtype if np.issubdtype(arr.dtype, np.floating) else float)
+    sq[..., i, j] = arr
+    sq[..., j, i] = arr
+    lead = list(dims) if dims is not None else [f"dim_{k}" for k in range(arr.ndim - 1)]
+    if len(lead) != arr.ndim - 1:
+        raise SchemaError(f"from_condensed: dims {lead} name {len(lead)} leading axes but the data have {arr.ndim - 1}")
+    ids = np.asarray(stimulus) if stimulus is not None else np.arange(n)
+    if ids.shape != (n,):
+        raise SchemaError(f"from_condensed: {len(ids)} stimulus ids for RDMs over {n} stimuli")
+    c = dict(coords or {})
+    c["stimulus"] = ids
+    c["stimulus2"] = ids.copy()
+    out = xr.DataArray(sq, dims=(*lead, "stimulus", "stimulus2"), coords=c, attrs=_clean_attrs(dict(attrs or {})))
+    return validate(out, "rdm")

@@ -1,0 +1,175 @@
+"""nb.rsa.rdm against rsatoolbox.rdm.calc_rdm (float64, 1e-6) and scipy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from scipy.spatial.distance import pdist, squareform
+
+import neurobridge as nb
+
+rsatoolbox = pytest.importorskip("rsatoolbox")
+from rsatoolbox.data import Dataset  # noqa: E402
+from rsatoolbox.data.noise import cov_from_residuals, prec_from_unbalanced  # noqa: E402
+from rsatoolbox.rdm import calc_rdm  # noqa: E402
+
+
+def _trials(rng, n_stim=6, n_rep=4, n_feat=15, positive=False):
+    stim = np.tile(np.array([f"s{i}" for i in range(n_stim)]), n_rep)
+    run = np.repeat(np.arange(n_rep), n_stim)
+    signal = rng.standard_normal((n_stim, n_feat))
+    x = signal[np.tile(np.arange(n_stim), n_rep)] + 0.8 * rng.standard_normal((n_stim * n_rep, n_feat))
+    if positive:
+        x = rng.poisson(5.0, size=x.shape).astype(float)
+    return x, stim, run
+
+
+def _dataset(x, stim, run):
+    return Dataset(x, obs_descriptors={"stimulus": stim, "run": run})
+
+
+def _sorted_square(r: xr.DataArray) -> np.ndarray:
+    ids = np.sort(r["stimulus"].values)
+    return r.sel(stimulus=ids, stimulus2=ids).values
+
+
+@pytest.mark.parametrize("metric", ["correlation", "euclidean", "poisson"])
+def test_rdm_matches_rsatoolbox(metric):
+    rng = np.random.default_rng(0)
+    x, stim, run = _trials(rng, positive=(metric == "poisson"))
+    ref = calc_rdm(_dataset(x, stim, run), method=metric, descriptor="stimulus")
+    da = nb.core.fmri_responses(x, stimulus=stim, trial_coords={"run": run})
+    ours = nb.rsa.rdm(da, metric=metric, dtype="float64")
+    assert ours.dims == ("stimulus", "stimulus2") and ours.attrs["metric"] == metric
+    np.testing.assert_allclose(squareform(_sorted_square(ours), checks=False), ref.dissimilarities[0], atol=1e-6, rtol=0)
+
+
+def test_cosine_matches_scipy():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 11))
+    da = nb.core.activations(x, stimulus=list("abcdefg"))
+    ours = nb.rsa.rdm(da, metric="cosine", dtype="float64")
+    np.testing.assert_allclose(squareform(ours.values, checks=False), pdist(x, "cosine"), atol=1e-12)
+
+
+@pytest.mark.parametrize("estimator", ["full", "diag", "shrinkage_eye", "shrinkage_diag"])
+def test_mahalanobis_and_crossnobis_with_estimated_noise(estimator):
+    rng = np.random.default_rng(2)
+    x, stim, run = _trials(rng, n_stim=5, n_rep=6, n_feat=8)
+    ds = _dataset(x, stim, run)
+    # prec_from_unbalanced: deviations from the stimulus means, dof = n_trials - n_stimuli (rsatoolbox's
+    # prec_from_measurements uses dof = (n_stimuli - 1) * n_repetitions instead; pass dof= to reproduce it)
+    prec = prec_from_unbalanced(ds, obs_desc="stimulus", method=estimator)
+    da = nb.core.fmri_responses(x, stimulus=stim, trial_coords={"run": run})
+    for metric in ("mahalanobis", "crossnobis"):
+        kw = {"cv_descriptor": "run"} if metric == "crossnobis" else {}
+        ref = calc_rdm(ds, method=metric, descriptor="stimulus", noise=prec, **kw)
+        ours = nb.rsa.rdm(da, metric=metric, noise=estimator, dtype="float64",
+                          **({"cv_dim": "run"} if metric == "crossnobis" else {}))
+        np.testing.assert_allclose(squareform(_sorted_square(ours), checks=False), ref.dissimilarities[0],
+                                   atol=1e-6, rtol=0, err_msg=f"{metric}/{estimator}")
+
+
+def test_crossnobis_identity_default_folds_and_run_dim():
+    rng = np.random.default_rng(3)
+    x, stim, run = _trials(rng, n_stim=6, n_rep=4, n_feat=12)
+    ds = _dataset(x, stim, run)
+    ref = calc_rdm(ds, method="crossnobis", descriptor="stimulus", cv_descriptor="run").dissimilarities[0]
+    ref_default = calc_rdm(ds, method="crossnobis", descriptor="stimulus").dissimilarities[0]
+    da = nb.core.fmri_responses(x, stimulus=stim, trial_coords={"run": run})
+    ours = nb.rsa.rdm(da, metric="crossnobis", cv_dim="run", dtype="float64")
+    np.testing.assert_allclose(squareform(_sorted_square(ours), checks=False), ref, atol=1e-6)
+    ours_default = nb.rsa.rdm(da, metric="crossnobis", dtype="float64")
+    np.testing.assert_allclose(squareform(_sorted_square(ours_default), checks=False), ref_default, atol=1e-6)
+    # the same data as a (run, stimulus, voxel) array, runs as a dim
+    cube = xr.DataArray(x.reshape(4, 6, 12), dims=("run", "stimulus", "voxel"),
+                        coords={"stimulus": stim[:6]})
+    ours_dim = nb.rsa.rdm(cube, metric="crossnobis", cv_dim="run", dtype="float64")
+    np.testing.assert_allclose(squareform(_sorted_square(ours_dim), checks=False), ref, atol=1e-6)
+    # with a given covariance (rsatoolbox takes the precision)
+    cov = cov_from_residuals(rng.standard_normal((40, 12)), method="full")
+    ref_cov = calc_rdm(ds, method="crossnobis", descriptor="stimulus", cv_descriptor="run",
+                       noise=np.linalg.inv(cov)).dissimilarities[0]
+    ours_cov = nb.rsa.rdm(da, metric="crossnobis", cv_dim="run", noise=cov, dtype="float64")
+    np.testing.assert_allclose(squareform(_sorted_square(ours_cov), checks=False), ref_cov, atol=1e-6)
+
+
+def test_noise_from_residuals_matches_rsatoolbox():
+    rng = np.random.default_rng(4)
+    x, stim, run = _trials(rng, n_stim=5, n_rep=4, n_feat=9)
+    resid = rng.standard_normal((60, 9))
+    for estimator in ("shrinkage_eye", "shrinkage_diag"):
+        ref_cov = cov_from_residuals(resid, method=estimator)
+        ours_cov = nb.rsa.noise_covariance(xr.DataArray(resid, dims=("time", "voxel")), method=estimator,
+                                           dtype="float64")
+        np.testing.assert_allclose(ours_cov.values, ref_cov, atol=1e-10)
+        ref = calc_rdm(_dataset(x, stim, run), method="crossnobis", descriptor="stimulus", cv_descriptor="run",
+                       noise=np.linalg.inv(ref_cov)).dissimilarities[0]
+        da = nb.core.fmri_responses(x, stimulus=stim, trial_coords={"run": run})
+        ours = nb.rsa.rdm(da, metric="crossnobis", cv_dim="run", noise=estimator,
+                          residuals=xr.DataArray(resid, dims=("time", "voxel")), dtype="float64")
+        np.testing.assert_allclose(squareform(_sorted_square(ours), checks=False), ref, atol=1e-6)
+
+
+def test_rdm_broadcasts_over_time_and_matches_per_time():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12, 5, 7))  # trial x channel x time
+    stim = np.repeat(np.arange(4), 3)
+    ep = nb.core.eeg_epochs(x, stimulus=stim, sfreq=100.0)
+    r = nb.rsa.rdm(ep, metric="correlation", dtype="float64")
+    assert r.dims == ("time", "stimulus", "stimulus2")
+    np.testing.assert_allclose(r["time"].values, ep["time"].values)
+    means = np.stack([x[stim == s].mean(0) for s in range(4)])  # stimulus x channel x time
+    for t in (0, 6):
+        np.testing.assert_allclose(squareform(r.isel(time=t).values, checks=False), pdist(means[:, :, t], "correlation"),
+                                   atol=1e-12)
+    # accessor and float32 default
+    r32 = ep.nb.rdm(metric="correlation")
+    assert r32.dtype == np.float32
+    np.testing.assert_allclose(r32.values, r.values, atol=1e-5)
+
+
+def test_condensed_round_trip():
+    rng = np.random.default_rng(6)
+    sq = np.stack([squareform(rng.random(10)) for _ in range(3)])
+    r = nb.core.rdm(sq, dims=("subject",), stimulus=list("abcde"), coords={"subject": ["x", "y", "z"]})
+    v = nb.rsa.to_condensed(r)
+    assert v.dims == ("subject", "pair") and v.sizes["pair"] == 10
+    np.testing.assert_array_equal(v.values[1], squareform(sq[1], checks=False))
+    back = nb.rsa.from_condensed(v)
+    xr.testing.assert_identical(back.drop_attrs(), r.drop_attrs())
+    t = nb.rsa.condensed_tensor(torch.as_tensor(sq))
+    np.testing.assert_array_equal(nb.rsa.square_tensor(t).numpy(), sq)
+
+
+def test_rdm_errors():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 4))
+    da = nb.core.activations(x, stimulus=list("abcdef"))
+    with pytest.raises(ValueError, match="unknown metric"):
+        nb.rsa.rdm(da, metric="manhattan")
+    bad = da.copy()
+    bad.values[0, 0] = np.nan
+    with pytest.raises(nb.core.SchemaError, match="NaN"):
+        nb.rsa.rdm(bad)
+    with pytest.raises(nb.core.SchemaError, match="feature_dim"):
+        nb.rsa.rdm(da, feature_dim="voxel")
+    with pytest.raises(nb.core.SchemaError, match="cannot tell which dim"):
+        nb.rsa.rdm(xr.DataArray(x, dims=("stimulus", "foo")))
+    with pytest.raises(ValueError, match="zero variance"):
+        nb.rsa.rdm(nb.core.activations(np.ones((3, 4)), stimulus=list("abc")))
+    with pytest.raises(nb.core.SchemaError, match="at least 2 folds|repetition"):
+        nb.rsa.rdm(da, metric="crossnobis")
+    uneven = nb.core.fmri_responses(rng.standard_normal((5, 3)), stimulus=list("aabbc"))
+    with pytest.raises(nb.core.SchemaError, match="equal repetition counts"):
+        nb.rsa.rdm(uneven, metric="crossnobis")
+    with pytest.raises(ValueError, match="noise must be a covariance"):
+        nb.rsa.rdm(da, metric="mahalanobis", noise=np.eye(3))
+    with pytest.raises(ValueError, match="repeated measurements"):
+        nb.rsa.rdm(da, metric="mahalanobis", noise="shrinkage_diag")
+    with pytest.raises(ValueError, match="non-negative"):
+        nb.rsa.rdm(da, metric="poisson")
+    with pytest.raises(ValueError, match="cv_dim is only used"):
+        nb.rsa.rdm(da, metric="euclidean", cv_dim="run")
