@@ -105,6 +105,7 @@ def register(name: str, loader: Loader, *, overwrite: bool = False) -> None:
     >>> register("tiny_mlp", lambda pretrained=True: torch.nn.Linear(4, 2))
     >>> load("tiny_mlp").module
     Linear(in_features=4, out_features=2, bias=True)
+    >>> del MODELS["tiny_mlp"]
     """
     if not isinstance(name, str) or not name or ":" in name or "/" in name:
         raise ValueError(f"registry names are non-empty strings without ':' or '/', got {name!r}")
