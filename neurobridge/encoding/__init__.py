@@ -1,3 +1,40 @@
-"""neurobridge.encoding."""
+"""Encoding models: features -> brain.
 
-__all__: list[str] = []
+Pure ridge solvers on torch tensors (:data:`RIDGE_SOLVERS`), thin scikit-learn estimators over them
+(:class:`Ridge`, :class:`RidgeCV`, :class:`KernelRidgeCV`, :class:`BandedRidgeCV`), design transformers
+(:class:`TimeDelayer`, :class:`HRFConvolver`), and labelled entry points that align on ``stimulus`` and
+return ``xr.Dataset`` results over the brain's dims (:func:`fit_encoding`, :func:`layer_sweep`,
+:func:`fit_trf`, :func:`noise_ceiling`, :func:`variance_partitioning`).
+
+Examples
+--------
+>>> import numpy as np, neurobridge as nb
+>>> X = np.random.default_rng(0).normal(size=(60, 4)); Y = X @ np.ones((4, 3))
+>>> nb.encoding.RidgeCV(alphas=[0.1, 1.0]).fit(X, Y).alpha_.shape
+(3,)
+"""
+
+from ._cv import check_folds, make_folds
+from ._estimators import BandedRidgeCV, KernelRidgeCV, Ridge, RidgeCV, correlation_score, r2_score
+from ._solvers import (
+    DEFAULT_ALPHAS,
+    RIDGE_SOLVERS,
+    BandedRidgeCVResult,
+    KernelRidgeCVResult,
+    RidgeCVResult,
+    RidgeResult,
+    dirichlet_candidates,
+    solve_banded_ridge_cv,
+    solve_kernel_ridge_cv,
+    solve_ridge,
+    solve_ridge_cv,
+    solve_ridge_loo,
+)
+
+__all__ = [
+    "make_folds", "check_folds",
+    "Ridge", "RidgeCV", "KernelRidgeCV", "BandedRidgeCV", "r2_score", "correlation_score",
+    "DEFAULT_ALPHAS", "RIDGE_SOLVERS", "RidgeResult", "RidgeCVResult", "KernelRidgeCVResult", "BandedRidgeCVResult",
+    "dirichlet_candidates", "solve_ridge", "solve_ridge_cv", "solve_ridge_loo", "solve_kernel_ridge_cv",
+    "solve_banded_ridge_cv",
+]

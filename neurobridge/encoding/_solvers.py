@@ -143,6 +143,20 @@ def _alphas(alphas, like: torch.Tensor) -> torch.Tensor:
     return a.to(device=like.device, dtype=like.dtype)
 
 
+def _eigh(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric eigendecomposition in float64. Small matrices run single-threaded: on a busy machine,
+    threaded LAPACK on a 200 x 200 matrix can be 100x slower than one thread, for no gain when idle."""
+    G = G.double()
+    if G.shape[0] <= 512 and G.device.type == "cpu" and torch.get_num_threads() > 1:
+        n_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return torch.linalg.eigh(G)
+        finally:
+            torch.set_num_threads(n_threads)
+    return torch.linalg.eigh(G)
+
+
 class _Decomp(NamedTuple):
     V: torch.Tensor  # (p, r): right singular vectors of the centred design
     lam: torch.Tensor  # (r,): squared singular values
@@ -156,7 +170,7 @@ def _decompose(X: torch.Tensor, method: str = "auto", need_z: bool = True) -> _D
         method = "primal" if n >= p else "dual"
     if method == "primal":
         G = (X.T @ X).double()
-        lam, V = torch.linalg.eigh(G)
+        lam, V = _eigh(G)
         tol = lam.abs().max().clamp_min(1e-300) * max(n, p) * torch.finfo(X.dtype).eps
         keep = lam > tol
         lam, V = lam[keep], V[:, keep].to(X.dtype)
@@ -164,7 +178,7 @@ def _decompose(X: torch.Tensor, method: str = "auto", need_z: bool = True) -> _D
         return _Decomp(V, lam.to(X.dtype), Z)
     if method == "dual":
         K = (X @ X.T).double()
-        lam, Q = torch.linalg.eigh(K)
+        lam, Q = _eigh(K)
         tol = lam.abs().max().clamp_min(1e-300) * max(n, p) * torch.finfo(X.dtype).eps
         keep = lam > tol
         lam, Q = lam[keep], Q[:, keep]
@@ -514,7 +528,7 @@ def solve_kernel_ridge_cv(K, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, 
         Ktr, Kva = K[tr_t][:, tr_t], K[va_t][:, tr_t]
         if fit_intercept:
             Ktr, Kva = _center_kernels(Ktr, Kva)
-        lam, Q = torch.linalg.eigh(Ktr.double())
+        lam, Q = _eigh(Ktr)
         lam = lam.clamp_min(0).to(K.dtype)
         Q = Q.to(K.dtype)
         plan.append((tr_t, va_t, Q, Kva @ Q, lam))
@@ -539,7 +553,7 @@ def solve_kernel_ridge_cv(K, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, 
     best_score = scores.gather(0, best[None]).squeeze(0)
     Kc = _center_kernels(K, None)[0] if fit_intercept else K
     ym = Y.mean(0) if fit_intercept else torch.zeros(n_t, dtype=K.dtype, device=dev)
-    lam, Q = torch.linalg.eigh(Kc.double())
+    lam, Q = _eigh(Kc)
     lam, Q = lam.clamp_min(0).to(K.dtype), Q.to(K.dtype)
     dual = torch.empty(K.shape[0], n_t, dtype=K.dtype, device=dev)
     for b in _batches(n_t, batch):
