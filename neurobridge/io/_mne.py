@@ -72,7 +72,7 @@ def channel_info(info) -> dict[str, Any]:
     >>> import mne
     >>> info = mne.create_info(["Cz", "Pz"], 100.0, "eeg")
     >>> sorted(channel_info(info))[:3]
-    ['ch_type', 'coil_type', 'coord_frame']
+    ['ch_type', 'ch_unit', 'coil_type']
     """
     mne = _mne()
     chs = info["chs"]
