@@ -154,6 +154,135 @@ _register(DatasetCard(
     options={"picks": "data (MEG+EEG channels)", "noise_cov": False},
 ))
 
+_register(DatasetCard(
+    name="kiloword",
+    title="Kiloword: ERPs to 960 visually presented English words",
+    description=(
+        "EEG event-related potentials (averaged over 75 participants) to 960 printed English words, one ERP "
+        "per word, with lexical metadata (concreteness, frequency, orthographic distance, length ...). "
+        "Fetched by MNE-Python. brain['eeg'] is an evoked container (stimulus=word, channel, time)."
+    ),
+    citation=(
+        "Dufau S, Grainger J, Midgley KJ, Holcomb PJ (2015). A thousand words are worth a picture: snapshots of "
+        "printed-word processing in an event-related potential megastudy. Psychological Science 26(12):1887-1897."
+    ),
+    license="as distributed by MNE-Python's dataset fetcher (see the MNE datasets documentation)",
+    modality="eeg",
+    stimulus_type="words",
+    loader="_wrappers:load_kiloword",
+    fetcher="mne.datasets.kiloword.data_path",
+    source="https://mne.tools/stable/documentation/datasets.html#kiloword-dataset",
+))
+
+_register(DatasetCard(
+    name="visual_92_categories",
+    title="MEG responses to the 92 object images (Cichy et al. 2014)",
+    description=(
+        "306-channel MEG of one participant viewing the 92 object images of Kriegeskorte et al. (2008), 4 runs. "
+        "Fetched by MNE-Python (~6 GB); epochs with stimulus ids img00..img91 matching kriegeskorte92, whose "
+        "images are attached as stimuli when available."
+    ),
+    citation=(
+        "Cichy RM, Pantazis D, Oliva A (2014). Resolving human object recognition in space and time. "
+        "Nature Neuroscience 17(3):455-462."
+    ),
+    license="as distributed by MNE-Python's dataset fetcher (see the MNE datasets documentation)",
+    modality="meg",
+    stimulus_type="images",
+    loader="_wrappers:load_visual_92_categories",
+    fetcher="mne.datasets.visual_92_categories.data_path",
+    source="https://mne.tools/stable/documentation/datasets.html#visual-92-object-categories",
+    options={"runs": (0, 1, 2, 3), "tmin": -0.1, "tmax": 0.5, "picks": "meg", "decim": 1, "images": True},
+))
+
+_register(DatasetCard(
+    name="mtrf",
+    title="mTRF speech EEG: 2 minutes of 128-channel EEG to natural speech",
+    description=(
+        "128-channel BioSemi EEG (128 Hz) recorded while a participant listened to 120 s of natural speech, "
+        "with the speech envelope and a 16-band spectrogram on the same time axis (mTRF toolbox 1.5 example "
+        "data). Fetched by MNE-Python."
+    ),
+    citation=(
+        "Crosse MJ, Di Liberto GM, Bednar A, Lalor EC (2016). The multivariate temporal response function (mTRF) "
+        "toolbox. Front Hum Neurosci 10:604. Lalor EC, Foxe JJ (2010). Neural responses to uninterrupted natural "
+        "speech can be extracted with precise temporal resolution. Eur J Neurosci 31:189-193."
+    ),
+    license="as distributed by MNE-Python's dataset fetcher (mTRF toolbox example data)",
+    modality="eeg",
+    stimulus_type="speech",
+    loader="_wrappers:load_mtrf",
+    fetcher="mne.datasets.mtrf.data_path",
+    source="https://mne.tools/stable/documentation/datasets.html#mtrf-dataset",
+    options={"decim": 1},
+))
+
+_register(DatasetCard(
+    name="haxby",
+    title="Haxby et al. (2001): fMRI of 8 object categories, with the stimulus images",
+    description=(
+        "Block-design fMRI (TR 2.5 s, 12 runs) of subjects viewing faces, houses, cats, bottles, scissors, shoes, "
+        "chairs and scrambled pictures. Fetched by nilearn. Returns the masked BOLD time series with labels, "
+        "block-averaged responses per category and the exemplar images."
+    ),
+    citation=(
+        "Haxby JV, Gobbini MI, Furey ML, Ishai A, Schouten JL, Pietrini P (2001). Distributed and overlapping "
+        "representations of faces and objects in ventral temporal cortex. Science 293:2425-2430."
+    ),
+    license="as distributed by PyMVPA / nilearn (see the source page)",
+    modality="fmri",
+    stimulus_type="images",
+    loader="_wrappers:load_haxby",
+    fetcher="nilearn.datasets.fetch_haxby",
+    source="http://data.pymvpa.org/datasets/haxby2001/",
+    options={"subject": 2, "mask": "vt", "lag": 2, "images": True, "image_size": (128, 128)},
+))
+
+_register(DatasetCard(
+    name="miyawaki2008",
+    title="Miyawaki et al. (2008): fMRI of 10x10 binary contrast patterns (visual image reconstruction)",
+    description=(
+        "Early visual cortex fMRI (TR 2 s) to random 10x10 checkerboard patches (20 runs) and geometric "
+        "figures/letters (12 runs). Fetched by nilearn. Returns per-volume responses (shifted for the "
+        "haemodynamic delay, rest removed) and the binary images as stimuli."
+    ),
+    citation=(
+        "Miyawaki Y, Uchida H, Yamashita O, Sato MA, Morito Y, Tanabe HC, Sadato N, Kamitani Y (2008). Visual image "
+        "reconstruction from human brain activity using a combination of multiscale local image decoders. "
+        "Neuron 60(5):915-929."
+    ),
+    license="as distributed on NITRC / by nilearn (see the source page)",
+    modality="fmri",
+    stimulus_type="images",
+    loader="_wrappers:load_miyawaki2008",
+    fetcher="nilearn.datasets.fetch_miyawaki2008",
+    source="https://www.nitrc.org/projects/brainliner/",
+    options={"runs": "all", "shift": 2, "standardize": True},
+))
+
+_register(DatasetCard(
+    name="things_eeg2",
+    title="THINGS-EEG2: 64-channel EEG to 16,740 object images (preprocessed, 17 posterior channels)",
+    description=(
+        "Preprocessed EEG (100 Hz, -0.2..0.8 s, 17 occipito-parietal channels) of 10 participants viewing THINGS "
+        "images in rapid serial presentation: a training partition (16,540 images x 4 repetitions) and a test "
+        "partition (200 images x 80 repetitions). Downloaded from its public OSF projects (anp5v: preprocessed "
+        "EEG; y63gw: images and metadata), checked against the SHA-256 that OSF reports."
+    ),
+    citation=(
+        "Gifford AT, Dwivedi K, Roig G, Cichy RM (2022). A large and rich EEG dataset for modeling human visual "
+        "object recognition. NeuroImage 264:119754."
+    ),
+    license="EEG data: CC-BY 4.0 (OSF); images: THINGS database terms (research use) -- check the OSF pages",
+    modality="eeg",
+    stimulus_type="images",
+    loader="_wrappers:load_things_eeg2",
+    fetcher="OSF API (osf.io/anp5v, osf.io/y63gw)",
+    source="https://osf.io/3jk45/",
+    options={"subject": 1, "partition": "test", "load_images": None, "image_size": None},
+))
+
+
 
 def get_card(name: str) -> DatasetCard:
     """The card registered under ``name``; ``KeyError`` listing the known names otherwise.
