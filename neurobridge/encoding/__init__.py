@@ -15,6 +15,7 @@ Examples
 """
 
 from ._cv import check_folds, make_folds
+from ._delays import HRFConvolver, TimeDelayer, delay_features
 from ._estimators import BandedRidgeCV, KernelRidgeCV, Ridge, RidgeCV, correlation_score, r2_score
 from ._solvers import (
     DEFAULT_ALPHAS,
@@ -32,7 +33,7 @@ from ._solvers import (
 )
 
 __all__ = [
-    "make_folds", "check_folds",
+    "make_folds", "check_folds", "TimeDelayer", "HRFConvolver", "delay_features",
     "Ridge", "RidgeCV", "KernelRidgeCV", "BandedRidgeCV", "r2_score", "correlation_score",
     "DEFAULT_ALPHAS", "RIDGE_SOLVERS", "RidgeResult", "RidgeCVResult", "KernelRidgeCVResult", "BandedRidgeCVResult",
     "dirichlet_candidates", "solve_ridge", "solve_ridge_cv", "solve_ridge_loo", "solve_kernel_ridge_cv",

@@ -436,7 +436,7 @@ def solve_ridge_loo(X, Y, alphas=DEFAULT_ALPHAS, *, mode: str = "loo", fit_inter
         w2 = (1.0 / (1.0 - h)).square_().T.contiguous()  # (n_alphas, n)
         w2 /= n
     else:
-        dof = offset + (lam[None, :] * inv).sum(1)  # trace(H)
+        dof = (1.0 if fit_intercept else 0.0) + (lam[None, :] * inv).sum(1)  # trace(H)
         gfac = 1.0 / (1.0 - dof / n) ** 2  # (n_alphas,)
         shrink = (a[:, None] * inv).square() - 1.0  # (n_alphas, r)
     keep_B = return_weights

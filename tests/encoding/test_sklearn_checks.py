@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from neurobridge.encoding import BandedRidgeCV, KernelRidgeCV, Ridge, RidgeCV
+from neurobridge.encoding import BandedRidgeCV, HRFConvolver, KernelRidgeCV, Ridge, RidgeCV, TimeDelayer
 
 ESTIMATORS = [
     Ridge(),
@@ -13,6 +13,8 @@ ESTIMATORS = [
     RidgeCV(alphas=[0.1, 1.0, 10.0], cv="loo"),
     KernelRidgeCV(alphas=[0.1, 1.0, 10.0]),
     BandedRidgeCV(alphas=[0.1, 1.0, 10.0], n_iter=3, random_state=0),
+    TimeDelayer(tmin=-1.0, tmax=2.0),
+    HRFConvolver(tr=1.0),
 ]
 MORE = [  # same code paths with other options: slower tier
     RidgeCV(alphas=[0.1, 1.0, 10.0], cv="gcv"),
@@ -21,7 +23,17 @@ MORE = [  # same code paths with other options: slower tier
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+TIME_SERIES_EXEMPT = {  # rows are consecutive time points: reordering or subsetting rows changes the answer
+    "check_methods_sample_order_invariance": "time series: output row t depends on rows t-lag",
+    "check_methods_subset_invariance": "time series: output row t depends on rows t-lag",
+}
+
+
+def _expected_failures(estimator):
+    return TIME_SERIES_EXEMPT if isinstance(estimator, (TimeDelayer, HRFConvolver)) else {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
