@@ -97,7 +97,8 @@ def load_kriegeskorte92(*, data_dir=None, download: bool = True, progress: bool 
         - ``extras["models"]``: rdm ``(model, stimulus, stimulus2)``, 8 model RDMs.
         - ``extras["behaviour"]``: rdm ``(subject, stimulus, stimulus2)``, 16 similarity-judgement RDMs.
 
-        Stimulus ids are ``"img00"`` .. ``"img91"`` everywhere.
+        Stimulus ids are ``"img00"`` .. ``"img91"`` everywhere; every RDM also carries the ``category`` coord on
+        ``stimulus``.
     """
     card = get_card("kriegeskorte92")
     paths = fetch(card.name, data_dir=data_dir, download=download, progress=progress)
@@ -139,8 +140,10 @@ def load_kriegeskorte92(*, data_dir=None, download: bool = True, progress: bool 
     behaviour = _rdm(hvals, dims=("subject",), coords={"subject": [n.split("|")[-1].strip() for n in hnames]},
                      attrs={"description": "similarity judgements (Mur et al. 2013)"})
 
-    for da, kind in ((hit, "rdm"), (mit, "rdm"), (hit_fig1, "rdm"), (models, "rdm"), (behaviour, "rdm")):
-        validate(da, kind)
+    labels = {"category": ("stimulus", stimuli["category"].values)}
+    hit, mit, hit_fig1, models, behaviour = (da.assign_coords(labels) for da in (hit, mit, hit_fig1, models, behaviour))
+    for da in (hit, mit, hit_fig1, models, behaviour):
+        validate(da, "rdm")
     if not np.array_equal(stimuli["stimulus"].values, hit["stimulus"].values):
         raise SchemaError("kriegeskorte92: stimulus ids of images and RDMs differ")  # pragma: no cover
     return DatasetBundle(name=card.name, card=card, brain={"hit": hit, "mit": mit}, stimuli=stimuli,

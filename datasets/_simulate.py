@@ -98,9 +98,12 @@ def _feature_spaces(features, stimulus) -> tuple[dict[str, np.ndarray], np.ndarr
     if hasattr(xr, "DataTree") and isinstance(features, xr.DataTree):
         spaces = {}
         for node in features.subtree:
-            if node.has_data and node.ds.data_vars:
-                var = next(iter(node.ds.data_vars.values()))
-                spaces[node.path.strip("/") or node.name or "root"] = var
+            path = node.path.strip("/")
+            if path == "stats" or path.startswith("stats/") or not (node.has_data and node.ds.data_vars):
+                continue  # nb.extract's per-layer statistics are not feature spaces
+            dvars = node.ds.data_vars
+            var = dvars["activations"] if "activations" in dvars else next(iter(dvars.values()))
+            spaces[path or node.name or "root"] = var
         features = spaces
     if isinstance(features, xr.Dataset):
         features = dict(features.data_vars)

@@ -99,6 +99,7 @@ def test_true_space_options_and_datatree(X):
     tree = xr.DataTree.from_dict({
         "a": xr.Dataset({"acts": nb.core.activations(X[:, :10], stimulus=np.arange(120))}),
         "b": xr.Dataset({"acts": nb.core.activations(X[::-1, 10:], stimulus=np.arange(120)[::-1])}),
+        "stats/a": xr.Dataset({"mean": ("unit", np.zeros(10))}),  # nb.extract's statistics: not a feature space
     })
     sim = nb.datasets.simulate_encoding(tree, n_voxels=6, true_space=["b", "a", "b", "a", "b", "a"], random_state=0)
     assert sim.responses["true_space"].values.tolist() == ["b", "a"] * 3
