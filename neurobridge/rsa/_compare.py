@@ -336,6 +336,23 @@ def _whitened(x: torch.Tensor, y: torch.Tensor, cov, center: bool) -> torch.Tens
     return _pairwise_dot(_unit(wx), _unit(wy))
 
 
+def _prepare(v: torch.Tensor, method: str) -> torch.Tensor:
+    """Transform vectors so that ``method`` is a plain inner product (spearman, pearson, cosine, rho-a)."""
+    n = v.shape[-1]
+    if method == "cosine":
+        return _unit(v)
+    if method == "pearson":
+        return _unit(_center(v))
+    if method == "spearman":
+        return _unit(_center(rank(v)))
+    if method == "rho-a":
+        return _center(rank(v)) * math.sqrt(12.0 / (n**3 - n))
+    raise ValueError(f"method {method!r} is not an inner product of transformed vectors")
+
+
+DOT_METHODS = ("spearman", "pearson", "cosine", "rho-a")
+
+
 # ---------------------------------------------------------------------------------------- public
 def compare_vectors(x, y, method: str = "spearman", *, cov=None) -> torch.Tensor:
     """Similarity of condensed RDM vectors, broadcasting over the leading axes.
@@ -369,9 +386,9 @@ def compare_vectors(x, y, method: str = "spearman", *, cov=None) -> torch.Tensor
 
     Examples
     --------
-    >>> x = torch.tensor([[0.1, 0.5, 0.3]])
-    >>> y = torch.tensor([[1.0, 3.0, 2.0], [3.0, 2.0, 1.0]])
-    >>> compare_vectors(x, y, "spearman").tolist()
+    >>> x = torch.tensor([[0.1, 0.5, 0.3]], dtype=torch.float64)
+    >>> y = torch.tensor([[1.0, 3.0, 2.0], [3.0, 2.0, 1.0]], dtype=torch.float64)
+    >>> [round(v, 6) for v in compare_vectors(x, y, "spearman").tolist()]
     [1.0, -0.5]
     """
     if method not in COMPARE_METHODS:
@@ -382,14 +399,8 @@ def compare_vectors(x, y, method: str = "spearman", *, cov=None) -> torch.Tensor
         raise ValueError(f"need at least 2 RDM entries (3 stimuli) to compare, got {n}")
     if cov is not None and method not in ("corr_cov", "cosine_cov"):
         raise ValueError(f"cov= is only used by 'corr_cov' and 'cosine_cov', not {method!r}")
-    if method == "cosine":
-        return _pairwise_dot(_unit(x), _unit(y))
-    if method == "pearson":
-        return _pairwise_dot(_unit(_center(x)), _unit(_center(y)))
-    if method == "spearman":
-        return _pairwise_dot(_unit(_center(rank(x))), _unit(_center(rank(y))))
-    if method == "rho-a":
-        return _pairwise_dot(_center(rank(x)), _center(rank(y))) * (12.0 / (n**3 - n))
+    if method in DOT_METHODS:
+        return _pairwise_dot(_prepare(x, method), _prepare(y, method))
     if method in ("kendall", "tau-b"):
         return _kendall(x, y, method)
     return _whitened(x, y, cov, center=(method == "corr_cov"))

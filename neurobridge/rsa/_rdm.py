@@ -136,7 +136,7 @@ def rdm_tensor(
         n_feat = x.shape[-1]
     if metric in ("correlation", "cosine"):
         if metric == "correlation":
-            x = x - x.sum(-1, keepdim=True) / (n_feat[..., 0] if valid is not None else n_feat)
+            x = x - x.sum(-1, keepdim=True) / n_feat
             if valid is not None:
                 x = x * valid[..., None, :]
         norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
@@ -148,7 +148,7 @@ def rdm_tensor(
         return _finish(1.0 - xn @ xn.transpose(-1, -2))
     if metric in ("euclidean", "mahalanobis"):
         if remove_mean:
-            x = x - x.sum(-1, keepdim=True) / (n_feat[..., 0] if valid is not None else n_feat)
+            x = x - x.sum(-1, keepdim=True) / n_feat
             if valid is not None:
                 x = x * valid[..., None, :]
         k = _apply_precision(x, precision) @ x.transpose(-1, -2)

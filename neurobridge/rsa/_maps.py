@@ -1,0 +1,347 @@
+"""RSA maps: time-resolved RSA for M/EEG and searchlight RSA (fMRI spheres, M/EEG sensor neighbourhoods).
+
+Both compute many RDMs in batches straight into condensed form and compare them with model RDMs
+without building intermediate DataArrays: memory is planned (``batch_size``) and the work is GEMMs,
+a vectorised rank transform and a gather of neighbourhoods.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from neurobridge.core import SchemaError, get_config
+
+from ._compare import COMPARE_METHODS, DOT_METHODS, _prepare, compare_vectors
+from ._labelled import rdm_vectors
+from ._rdm import (
+    RDM_METRICS,
+    _clean_attrs,
+    _feature_dims,
+    _lead_coords,
+    _sample_axis,
+    _to_tensor,
+    condensed_tensor,
+    crossnobis_tensor,
+    rdm,
+    rdm_tensor,
+)
+
+__all__ = ["time_resolved_rsa", "searchlight", "sphere_neighbourhoods"]
+
+logger = logging.getLogger("neurobridge")
+
+_COORD_SETS = (("x", "y", "z"), ("i", "j", "k"), ("pos_x", "pos_y", "pos_z"))
+
+
+def _progress(iterable, total: int, desc: str, progress: bool | None):
+    show = get_config().progress if progress is None else progress
+    if not show:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+def _patterns(da: xr.DataArray, *, sample_dim: str, feature_dim, metric: str, cv_dim, dtype, device):
+    """Stimulus patterns (lead..., n, p), or fold sums (lead..., F, n, p) + counts (F, n) for crossnobis."""
+    if not isinstance(da, xr.DataArray):
+        raise SchemaError(f"expected brain data as an xr.DataArray, got {type(da).__name__}")
+    if metric not in RDM_METRICS or metric == "mahalanobis":
+        raise ValueError(f"metric must be one of {[m for m in RDM_METRICS if m != 'mahalanobis']} here, got {metric!r}")
+    feats = _feature_dims(da, feature_dim)
+    if len(feats) != 1:
+        raise SchemaError("this analysis takes a single feature dim (channel or voxel)")
+    f = feats[0]
+    obs, labels, uniques = _sample_axis(da, sample_dim)
+    fold_dim = cv_dim if (cv_dim is not None and cv_dim in da.dims) else None
+    lead = [d for d in da.dims if d not in (obs, f, fold_dim)]
+    t = _to_tensor(da.drop_vars([c for c in da.coords if f in da[c].dims], errors="ignore"),
+                   [*lead, *([fold_dim] if fold_dim else []), obs, f], dtype, device)
+    n = len(uniques)
+    if n < 3:
+        raise SchemaError(f"need at least 3 distinct stimuli for an RDM comparison, found {n}")
+    codes = torch.as_tensor(pd.Index(uniques).get_indexer(labels), device=t.device)
+    if metric != "crossnobis":
+        if cv_dim is not None:
+            raise ValueError("cv_dim is only used by metric='crossnobis'")
+        if len(uniques) == len(labels):
+            return t, None, lead, f, uniques
+        sums = torch.zeros(*t.shape[:-2], n, t.shape[-1], dtype=t.dtype, device=t.device).index_add_(-2, codes, t)
+        cnt = torch.bincount(codes, minlength=n).to(t.dtype)
+        return sums / cnt[:, None], None, lead, f, uniques
+    if fold_dim is not None:
+        n_folds = da.sizes[fold_dim]
+        t = t.reshape(*t.shape[:-3], n_folds * t.shape[-2], t.shape[-1])
+        folds = torch.arange(n_folds, device=t.device).repeat_interleave(len(labels))
+        codes = codes.repeat(n_folds)
+    elif cv_dim is not None:
+        if cv_dim not in da.coords or da[cv_dim].dims != (obs,):
+            raise SchemaError(f"cv_dim {cv_dim!r} is neither a dim nor a coordinate on {obs!r}")
+        fv = np.asarray(da[cv_dim].values)
+        fu = np.asarray(pd.unique(pd.Series(fv)))
+        folds = torch.as_tensor(pd.Index(fu).get_indexer(fv), device=t.device)
+        n_folds = len(fu)
+    else:
+        cnt = np.bincount(codes.cpu().numpy(), minlength=n)
+        if not (cnt == cnt[0]).all():
+            raise SchemaError("crossnobis without cv_dim needs equal repetition counts; pass cv_dim=... (e.g. 'run')")
+        folds = torch.as_tensor(pd.Series(labels).groupby(labels).cumcount().to_numpy(), device=t.device)
+        n_folds = int(cnt[0])
+    if n_folds < 2:
+        raise SchemaError(f"crossnobis needs at least 2 folds, found {n_folds}")
+    key = folds * n + codes
+    sums = torch.zeros(*t.shape[:-2], n_folds * n, t.shape[-1], dtype=t.dtype, device=t.device).index_add_(-2, key, t)
+    counts = torch.bincount(key, minlength=n_folds * n).reshape(n_folds, n)
+    return sums.reshape(*t.shape[:-2], n_folds, n, t.shape[-1]), counts, lead, f, uniques
+
+
+def _model_vectors(models, uniques, *, model_metric: str, dtype, device):
+    if isinstance(models, xr.DataArray) and ("stimulus2" in models.dims or "pair" in models.dims):
+        m = models
+    elif isinstance(models, xr.DataArray):
+        m = rdm(models, metric=model_metric, dtype=dtype, device=device)
+    else:
+        raise SchemaError(f"models must be RDMs (nb.rsa.rdm / nb.core.rdm) or activations as an xr.DataArray, "
+                          f"got {type(models).__name__}")
+    ids_m = set(np.asarray(m["stimulus"].values).tolist()) if "stimulus" in m.dims else None
+    if ids_m is not None and ids_m != set(np.asarray(uniques).tolist()):
+        raise SchemaError(f"the model RDMs cover {len(ids_m)} stimuli, the brain data {len(uniques)} "
+                          f"({len(ids_m & set(np.asarray(uniques).tolist()))} shared); select the shared stimuli "
+                          "on both first")
+    v, lead, _ = rdm_vectors(m, stimulus=uniques, dtype=dtype, device=device)
+    return v, lead, m
+
+
+def _compare_block(vb: torch.Tensor, vm: torch.Tensor, prepared_m: torch.Tensor | None, method: str, cov):
+    """(..., n_pairs) brain vectors against (M, n_pairs) model vectors -> (..., M)."""
+    if prepared_m is not None:
+        return _prepare(vb, method) @ prepared_m.T
+    return compare_vectors(vb[..., None, :], vm, method, cov=cov)
+
+
+def _auto_batch(n: int, per_item: float, budget_bytes: float = 512e6, itemsize: int = 4) -> int:
+    return max(1, int(budget_bytes // max(1.0, per_item * itemsize)))
+
+
+def time_resolved_rsa(
+    brain: xr.DataArray, models, *, method: str = "spearman", metric: str = "correlation",
+    model_metric: str = "correlation", feature_dim: str | None = None, sample_dim: str = "stimulus",
+    cv_dim: str | None = None, cov=None, batch_size: int | None = None, progress: bool | None = None,
+    dtype=None, device=None,
+) -> xr.DataArray:
+    """Compare brain RDMs at every time point (and every other extra dim) with model RDMs.
+
+    Parameters
+    ----------
+    brain : xr.DataArray
+        E.g. epochs ``(trial, channel, time)`` with a ``stimulus`` coordinate (repetitions averaged) or
+        ``(stimulus, channel, time)``. Every dim besides samples, features and ``cv_dim`` is mapped over.
+    models : xr.DataArray
+        Model RDMs ``(..., stimulus, stimulus2)`` (e.g. over ``layer``), or activations
+        ``(..., stimulus, unit)`` turned into RDMs with ``model_metric``.
+    method : str
+        RDM comparison (see :func:`compare_vectors`), default Spearman.
+    metric : str
+        Brain RDM metric (see :func:`rdm`; ``crossnobis`` with ``cv_dim`` or repetitions as folds).
+    batch_size : int, optional
+        Time points per batch (default: about 512 MB of RDMs).
+
+    Returns
+    -------
+    xr.DataArray
+        Dims ``(*model_dims, *brain_dims)``, e.g. ``(layer, time)``, named ``similarity``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, neurobridge as nb
+    >>> ep = nb.core.eeg_epochs(np.random.randn(20, 8, 5), stimulus=np.arange(20) % 5, sfreq=100.0)
+    >>> acts = xr.DataArray(np.random.rand(2, 5, 4), dims=("layer", "stimulus", "unit"), coords={"stimulus": range(5)})
+    >>> nb.rsa.time_resolved_rsa(ep, acts, progress=False).dims
+    ('layer', 'time')
+    """
+    if method not in COMPARE_METHODS:
+        raise ValueError(f"unknown comparison method {method!r}; expected one of {list(COMPARE_METHODS)}")
+    x, counts, lead, _, uniques = _patterns(brain, sample_dim=sample_dim, feature_dim=feature_dim, metric=metric,
+                                            cv_dim=cv_dim, dtype=dtype, device=device)
+    vm, m_lead, m = _model_vectors(models, uniques, model_metric=model_metric, dtype=x.dtype, device=x.device)
+    m_shape = list(vm.shape[:-1])
+    vm = vm.reshape(-1, vm.shape[-1])
+    prepared = _prepare(vm, method) if method in DOT_METHODS else None
+    n = len(uniques)
+    lead_shape = list(x.shape[: len(lead)])
+    n_items = math.prod(lead_shape)
+    core = x.shape[len(lead):]
+    xf = x.reshape(n_items, *core)
+    per = n * n * 3 + (core[0] * n * core[-1] if counts is not None else 0)
+    bs = batch_size or _auto_batch(n, per, itemsize=x.element_size())
+    out = torch.empty(n_items, vm.shape[0], dtype=x.dtype, device=x.device)
+    starts = range(0, n_items, bs)
+    for s in _progress(starts, len(starts), "time-resolved RSA", progress):
+        block = xf[s:s + bs]
+        sq = crossnobis_tensor(block, counts) if counts is not None else rdm_tensor(block, metric)
+        out[s:s + bs] = _compare_block(condensed_tensor(sq), vm, prepared, method, cov)
+    out = out.T.reshape(*m_shape, *lead_shape)
+    coords = _lead_coords(m, m_lead)
+    coords.update(_lead_coords(brain, lead))
+    attrs = _clean_attrs(brain.attrs)
+    attrs.update(method=method, metric=metric)
+    return xr.DataArray(out.cpu().numpy(), dims=[*m_lead, *lead], coords=coords, attrs=attrs, name="similarity")
+
+
+def sphere_neighbourhoods(positions, radius: float, centers: Sequence[int] | None = None) -> list[np.ndarray]:
+    """Indices of the points within ``radius`` (inclusive) of each centre.
+
+    Parameters
+    ----------
+    positions : array, shape (n_points, n_dims)
+        Voxel coordinates (mm or indices) or sensor positions (m).
+    radius : float
+        Same unit as ``positions``. For rsatoolbox's voxel spheres (strict ``< r`` in voxels) pass a
+        value just below ``r`` (e.g. 2.9 for 3).
+    centers : sequence of int, optional
+        Indices of the centre points (default: every point).
+
+    Returns
+    -------
+    list of np.ndarray
+        Sorted point indices per centre (each includes its centre).
+
+    Examples
+    --------
+    >>> pos = np.array([[0, 0, 0], [1, 0, 0], [3, 0, 0]])
+    >>> [nb.tolist() for nb in sphere_neighbourhoods(pos, 1.5)]
+    [[0, 1], [0, 1], [2]]
+    """
+    from scipy.spatial import cKDTree
+
+    pos = np.asarray(positions, dtype=float)
+    if pos.ndim != 2 or not np.isfinite(pos).all():
+        raise ValueError(f"positions must be a finite (n_points, n_dims) array, got shape {pos.shape}")
+    if not radius > 0:
+        raise ValueError(f"radius must be positive, got {radius}")
+    idx = np.arange(len(pos)) if centers is None else np.asarray(centers, dtype=int)
+    tree = cKDTree(pos)
+    hits = tree.query_ball_point(pos[idx], r=float(radius) * (1 + 1e-12))
+    return [np.sort(np.asarray(h, dtype=np.int64)) for h in hits]
+
+
+def _coord_names(da: xr.DataArray, f: str, coords) -> list[str]:
+    if coords is not None:
+        names = [coords] if isinstance(coords, str) else list(coords)
+        bad = [c for c in names if c not in da.coords or da[c].dims != (f,)]
+        if bad:
+            raise SchemaError(f"searchlight: coordinates {bad} are not coordinates on {f!r}")
+        return names
+    for names in _COORD_SETS:
+        if all(c in da.coords and da[c].dims == (f,) for c in names):
+            return list(names)
+    raise SchemaError(f"searchlight: no positions on {f!r}; expected coordinates x/y/z or i/j/k (voxels, e.g. from "
+                      "nb.io nilearn maskers) or pos_x/pos_y/pos_z (sensors, from nb.io.from_mne), or pass coords=...")
+
+
+def searchlight(
+    brain: xr.DataArray, models, *, radius: float, method: str = "spearman", metric: str = "correlation",
+    model_metric: str = "correlation", feature_dim: str | None = None, coords: Sequence[str] | None = None,
+    centers: Sequence[int] | None = None, sample_dim: str = "stimulus", cv_dim: str | None = None, cov=None,
+    batch_size: int | None = None, progress: bool | None = None, dtype=None, device=None,
+) -> xr.DataArray:
+    """Searchlight RSA: an RDM per neighbourhood (sphere of ``radius`` around each centre) vs model RDMs.
+
+    Works for fMRI voxels (positions from the ``x, y, z`` or ``i, j, k`` coordinates on ``voxel``)
+    and M/EEG sensors (``pos_x, pos_y, pos_z`` on ``channel``, mapped over ``time``). Neighbourhoods
+    are gathered in padded batches so the RDMs of a whole batch come from one batched GEMM.
+
+    Parameters
+    ----------
+    brain : xr.DataArray
+        ``(stimulus|trial, voxel)`` responses or ``(trial|stimulus, channel, time)`` epochs; extra dims
+        are mapped over.
+    models : xr.DataArray
+        Model RDMs (or activations, turned into RDMs with ``model_metric``).
+    radius : float
+        Sphere radius in the unit of the positions (inclusive).
+    method, metric : str
+        Comparison method and brain RDM metric (correlation, euclidean, cosine, poisson, crossnobis).
+    coords : sequence of str, optional
+        Names of the position coordinates on the feature dim.
+    centers : sequence of int, optional
+        Positions (indices along the feature dim) of the centres; default every voxel/sensor.
+    batch_size : int, optional
+        Centres per batch (default: about 512 MB of work arrays).
+
+    Returns
+    -------
+    xr.DataArray
+        Dims ``(*model_dims, *other_dims, feature_dim)`` over the centres, with the centres' coordinates
+        (``i, j, k`` / ``x, y, z`` for NIfTI, ``pos_*`` / names for topomaps) and ``n_features``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, neurobridge as nb
+    >>> ijk = np.stack(np.meshgrid(range(4), range(4), range(3), indexing="ij"), -1).reshape(-1, 3)
+    >>> betas = nb.core.fmri_responses(np.random.randn(6, 48), stimulus=range(6), dim="stimulus",
+    ...                                voxel_coords={"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2]})
+    >>> model = nb.rsa.rdm(xr.DataArray(np.random.rand(6, 3), dims=("stimulus", "unit"), coords={"stimulus": range(6)}))
+    >>> nb.rsa.searchlight(betas, model, radius=1.5, progress=False).dims
+    ('voxel',)
+    """
+    if method not in COMPARE_METHODS:
+        raise ValueError(f"unknown comparison method {method!r}; expected one of {list(COMPARE_METHODS)}")
+    x, counts, lead, f, uniques = _patterns(brain, sample_dim=sample_dim, feature_dim=feature_dim, metric=metric,
+                                            cv_dim=cv_dim, dtype=dtype, device=device)
+    names = _coord_names(brain, f, coords)
+    pos = np.stack([np.asarray(brain[c].values, dtype=float) for c in names], -1)
+    center_idx = np.arange(brain.sizes[f]) if centers is None else np.asarray(centers, dtype=int)
+    hoods = sphere_neighbourhoods(pos, radius, center_idx)
+    sizes = np.array([len(h) for h in hoods])
+    k_max = int(sizes.max())
+    p = x.shape[-1]
+    pad = np.full((len(hoods), k_max), p, dtype=np.int64)
+    for c, h in enumerate(hoods):
+        pad[c, : len(h)] = h
+    index = torch.as_tensor(pad, device=x.device)
+    valid = index < p
+    x = torch.cat([x, torch.zeros(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)], -1)  # padding column
+    vm, m_lead, m = _model_vectors(models, uniques, model_metric=model_metric, dtype=x.dtype, device=x.device)
+    m_shape = list(vm.shape[:-1])
+    vm = vm.reshape(-1, vm.shape[-1])
+    prepared = _prepare(vm, method) if method in DOT_METHODS else None
+    n = len(uniques)
+    lead_shape = list(x.shape[: len(lead)])
+    n_lead = math.prod(lead_shape)
+    core = x.shape[len(lead):-1]  # (n,) or (F, n)
+    xf = x.reshape(n_lead, *core, p + 1)
+    per_centre = n_lead * (math.prod(core) * k_max * 2 + n * n * 3)
+    bs = batch_size or _auto_batch(n, per_centre, itemsize=x.element_size())
+    n_c = len(hoods)
+    out = torch.empty(n_lead, n_c, vm.shape[0], dtype=x.dtype, device=x.device)
+    starts = range(0, n_c, bs)
+    for s in _progress(starts, len(starts), "searchlight", progress):
+        idx = index[s:s + bs]
+        g = xf[..., idx]  # (L, *core, c, K)
+        g = g.movedim(-2, 1)  # (L, c, *core, K)
+        v = valid[s:s + bs]
+        if counts is not None:
+            sq = crossnobis_tensor(g, counts, valid=v)
+        else:
+            sq = rdm_tensor(g, metric, valid=v)
+        out[:, s:s + bs] = _compare_block(condensed_tensor(sq), vm, prepared, method, cov)
+    out = out.permute(2, 0, 1).reshape(*m_shape, *lead_shape, n_c)
+    coords_out = _lead_coords(m, m_lead)
+    coords_out.update(_lead_coords(brain, lead))
+    sub = brain.isel({f: center_idx})
+    for name, c in sub.coords.items():
+        if c.dims == (f,):
+            coords_out[name] = c.variable
+    coords_out["n_features"] = ((f,), sizes)
+    attrs = _clean_attrs(brain.attrs)
+    attrs.update(method=method, metric=metric, radius=float(radius))
+    return xr.DataArray(out.cpu().numpy(), dims=[*m_lead, *lead, f], coords=coords_out, attrs=attrs,
+                        name="similarity")
