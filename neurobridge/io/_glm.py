@@ -153,12 +153,30 @@ def trial_betas(
             betas.append(_effect(glm, name))
     else:
         glm = None
+        fast = _lss_engine(fl)
+        Y = None
         for i in tqdm(range(n), disable=not progress, desc="lss trials"):
             labels = np.array([f"other{c:04d}" for c in group_codes], dtype=object)
             labels[i] = _TARGET
             design = base.assign(trial_type=labels)
-            glm = fit(design)
-            betas.append(_effect(glm, _TARGET))
+            if glm is None or fast is None:
+                # nilearn's FirstLevelModel end to end (masking, scaling, design, GLM, contrast)
+                glm = fit(design)
+                betas.append(_effect(glm, _TARGET))
+                continue
+            if Y is None:
+                # the same steps as FirstLevelModel.fit, with the data masked and scaled once for all trials
+                Y = glm.masker_.transform(img)
+                if signal_scaling is not False:
+                    Y, _ = fast["mean_scaling"](Y, signal_scaling)
+            X = fl.make_first_level_design_matrix(
+                np.linspace(0.0, (n_scans - 1) * tr, n_scans), design, hrf_model=hrf_model, drift_model=drift_model, high_pass=high_pass,
+                add_regs=None if confounds is None else np.asarray(confounds, dtype=float),
+                add_reg_names=None if confounds is None else _confound_names(confounds))
+            glm_labels, results = fl.run_glm(Y, X.to_numpy(), noise_model=noise_model)
+            con = (X.columns == _TARGET).astype(float)
+            betas.append(np.asarray(fast["compute_contrast"](glm_labels, results, con, stat_type="t").effect_size())
+                         .reshape(-1))
     data = np.stack(betas).astype(dtype)
     masker = glm.masker_
     mimg = load_img(masker.mask_img_)
@@ -179,6 +197,24 @@ def trial_betas(
              "source": str(getattr(img, "get_filename", lambda: None)() or "nibabel image")}
     return _fmri_responses(data, stimulus=stim, voxel_coords=voxel_coords(np.argwhere(keep), affine),
                            trial_coords=trial_coords, attrs=attrs)
+
+
+def _lss_engine(fl) -> dict | None:
+    """nilearn pieces for LSS without re-masking the data for every trial (None: refit FirstLevelModel)."""
+    try:
+        from nilearn.glm import compute_contrast
+        from nilearn.glm.first_level.first_level import mean_scaling
+    except ImportError:  # pragma: no cover - older/newer nilearn layouts
+        return None
+    if not hasattr(fl, "run_glm"):
+        return None
+    return {"compute_contrast": compute_contrast, "mean_scaling": mean_scaling}
+
+
+def _confound_names(confounds) -> list[str]:
+    if isinstance(confounds, pd.DataFrame):
+        return [str(c) for c in confounds.columns]
+    return [f"confound_{i}" for i in range(np.asarray(confounds).shape[1])]
 
 
 def _effect(glm, name: str) -> np.ndarray:

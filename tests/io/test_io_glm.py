@@ -122,3 +122,22 @@ def test_bad_events_raise(sim, tmp_path):
         nb.io.trial_betas(tmp_path / "missing_bold.nii.gz", ev, TR)
     with pytest.raises(ValueError, match="'lsa' or 'lss'"):
         nb.io.trial_betas(sim["img"], ev, TR, method="lsx")
+
+
+def test_lss_matches_nilearn_first_level_refits(sim):
+    """LSS (data masked once) equals refitting nilearn's FirstLevelModel per trial, with nilearn's defaults
+    (AR(1) noise, cosine drift, percent-signal scaling) and confounds."""
+    rng = np.random.default_rng(3)
+    confounds = pd.DataFrame({"motion_x": rng.normal(size=N_SCANS), "motion_y": rng.normal(size=N_SCANS)})
+    ev = sim["events"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        da = nb.io.trial_betas(sim["img"], ev, TR, method="lss", mask=sim["mask"], confounds=confounds)
+        codes = pd.factorize(ev.trial_type)[0]
+        for i in (0, 5, N_TRIALS - 1):
+            labels = np.array([f"other{c}" for c in codes], dtype=object)
+            labels[i] = "target"
+            glm = fl.FirstLevelModel(t_r=TR, mask_img=sim["mask"], minimize_memory=True).fit(
+                sim["img"], events=ev[["onset", "duration"]].assign(trial_type=labels), confounds=[confounds])
+            ref = glm.masker_.transform(glm.compute_contrast("target", output_type="effect_size")).ravel()
+            np.testing.assert_allclose(da.values[i], ref, rtol=1e-5, atol=1e-5)
