@@ -194,7 +194,9 @@ class ZarrSink:
         ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs = {"layer": name, "model": self.attrs.get("model", ""), "kind": out.kind, "int8": int(int8)}
         with _quiet():
-            ds.to_zarr(self.path, group=name, mode="w", compute=False, consolidated=False)
+            encoding = {v: {"_FillValue": None, "fill_value": False if ds[v].dtype == bool else 0}
+                        for v in ds.data_vars}
+            ds.to_zarr(self.path, group=name, mode="w", compute=False, consolidated=False, encoding=encoding)
         self.kinds[name] = out.kind
         if values.ndim == 3:
             self.tokens[name] = values.shape[1]
@@ -337,7 +339,7 @@ def open_store(path: str | os.PathLike, *, chunks: dict | None = None) -> xr.Dat
             root_attrs[key] = attrs[key]
     nodes: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=root_attrs)}
     for name in names:
-        ds = tree[name].to_dataset(inherit=False).isel(stimulus=slice(0, committed))
+        ds = tree[name].to_dataset(inherit=True).isel(stimulus=slice(0, committed))
         if int(ds.attrs.get("int8", 0)):
             ds = _dequantize(ds, batch_size)
         layer_attrs = {k: v for k, v in ds.attrs.items() if k not in ("int8", "kind")}
