@@ -228,3 +228,25 @@ def test_to_mne_bad_inputs(evokeds):
     irregular = epochs.assign_coords(time=[0.0, 0.01, 0.02, 0.05, 0.06])
     with pytest.raises(SchemaError, match="not regularly sampled"):
         nb.io.to_mne(irregular)
+
+
+def test_epochs_with_metadata_through_zarr(data_dir, tmp_path):
+    """Real EDF epochs with metadata survive nb.save/nb.load and go back to mne unchanged."""
+    raw = _read(data_dir, "test.edf")
+    events = mne.find_events(raw, shortest_event=1)
+    meta = pd.DataFrame({"word": [f"w{i % 3}" for i in range(len(events))], "trial_index": np.arange(len(events))})
+    ep = mne.Epochs(raw, events, event_id={"a": 4096, "b": 4100}, tmin=-0.02, tmax=0.05, baseline=(None, 0),
+                    metadata=meta, preload=True)
+    da = nb.io.from_mne(ep, stimulus="word")
+    assert da.attrs["baseline"] == [-0.01953125, 0.0]
+    nb.save(da, tmp_path / "ep.zarr")
+    loaded = nb.load(tmp_path / "ep.zarr")
+    xr.testing.assert_identical(loaded.load(), da)
+    back = nb.io.to_mne(loaded)
+    np.testing.assert_array_equal(back.get_data(), ep.get_data())
+    np.testing.assert_array_equal(back.events, ep.events)
+    pd.testing.assert_frame_equal(back.metadata.reset_index(drop=True), ep.metadata.reset_index(drop=True))
+    # repetitions of each word average like pandas groupby on the metadata
+    avg = nb.core.average_repetitions(da)
+    for word in ("w0", "w1", "w2"):
+        np.testing.assert_allclose(avg.sel(stimulus=word).values, ep.get_data()[meta.word == word].mean(0))
