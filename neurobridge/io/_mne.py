@@ -446,7 +446,12 @@ def to_mne(da: xr.DataArray, info=None):
             comments = [str(c) for c in da["condition"].values]
         else:
             comments = [str(c) for c in da[first].values]
-        naves = da["nave"].values.astype(int) if "nave" in da.coords else np.ones(da.sizes[first], dtype=int)
+        if "nave" in da.coords:
+            naves = da["nave"].values.astype(int)
+        elif "n_repetitions" in da.coords:  # from nb.core.average_repetitions(epochs)
+            naves = da["n_repetitions"].values.astype(int)
+        else:
+            naves = np.ones(da.sizes[first], dtype=int)
         kinds = da.attrs.get("kind")
         kinds = kinds if isinstance(kinds, list) and len(kinds) == len(comments) else ["average"] * len(comments)
         return [mne.EvokedArray(data[i], info, tmin=tmin, comment=comments[i], nave=int(naves[i]), kind=kinds[i],

@@ -250,3 +250,9 @@ def test_epochs_with_metadata_through_zarr(data_dir, tmp_path):
     avg = nb.core.average_repetitions(da)
     for word in ("w0", "w1", "w2"):
         np.testing.assert_allclose(avg.sel(stimulus=word).values, ep.get_data()[meta.word == word].mean(0))
+    # ... and go to mne as Evoked with nave = number of repetitions, equal to mne's own averages
+    evs = nb.io.to_mne(avg)
+    for ev in evs:
+        ref = ep[ep.metadata.word == ev.comment].average(picks="all")
+        assert ev.nave == ref.nave
+        np.testing.assert_allclose(ev.data, ref.data, rtol=1e-12)
