@@ -14,9 +14,11 @@ Examples
 (3,)
 """
 
+from ._ceiling import noise_ceiling, normalized_score, variance_partitioning
 from ._cv import check_folds, make_folds
 from ._delays import HRFConvolver, TimeDelayer, delay_features
 from ._estimators import BandedRidgeCV, KernelRidgeCV, Ridge, RidgeCV, correlation_score, r2_score
+from ._labelled import Design, fit_encoding, layer_sweep, prepare_design
 from ._solvers import (
     DEFAULT_ALPHAS,
     RIDGE_SOLVERS,
@@ -31,8 +33,11 @@ from ._solvers import (
     solve_ridge_cv,
     solve_ridge_loo,
 )
+from ._trf import fit_trf
 
 __all__ = [
+    "fit_encoding", "layer_sweep", "fit_trf", "noise_ceiling", "normalized_score", "variance_partitioning",
+    "Design", "prepare_design",
     "make_folds", "check_folds", "TimeDelayer", "HRFConvolver", "delay_features",
     "Ridge", "RidgeCV", "KernelRidgeCV", "BandedRidgeCV", "r2_score", "correlation_score",
     "DEFAULT_ALPHAS", "RIDGE_SOLVERS", "RidgeResult", "RidgeCVResult", "KernelRidgeCVResult", "BandedRidgeCVResult",

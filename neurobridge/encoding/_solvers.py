@@ -241,7 +241,7 @@ def solve_ridge(X, Y, alpha=1.0, *, fit_intercept: bool = True, method: str = "a
 
     Examples
     --------
-    >>> X = torch.randn(50, 3, dtype=torch.float64); Y = X @ torch.ones(3, 2)
+    >>> X = torch.randn(50, 3); Y = X @ torch.ones(3, 2)
     >>> solve_ridge(X, Y, 1e-8).coef.round(decimals=4).tolist()[0]
     [1.0, 1.0]
     """
@@ -355,7 +355,7 @@ def solve_ridge_cv(X, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, fit_int
 
     Examples
     --------
-    >>> X = torch.randn(60, 5, dtype=torch.float64); Y = X @ torch.randn(5, 3) + 0.1 * torch.randn(60, 3)
+    >>> X = torch.randn(60, 5); Y = X @ torch.randn(5, 3) + 0.1 * torch.randn(60, 3)
     >>> res = solve_ridge_cv(X, Y, [0.1, 1.0, 10.0], folds=5)
     >>> res.alpha.shape, res.coef.shape
     (torch.Size([3]), torch.Size([5, 3]))
@@ -409,7 +409,7 @@ def solve_ridge_loo(X, Y, alphas=DEFAULT_ALPHAS, *, mode: str = "loo", fit_inter
 
     Examples
     --------
-    >>> X = torch.randn(40, 4, dtype=torch.float64); Y = X @ torch.randn(4, 2)
+    >>> X = torch.randn(40, 4); Y = X @ torch.randn(4, 2)
     >>> solve_ridge_loo(X, Y, [1e-3, 1.0], mode="gcv").alpha.shape
     torch.Size([2])
     """
@@ -509,7 +509,7 @@ def solve_kernel_ridge_cv(K, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, 
 
     Examples
     --------
-    >>> X = torch.randn(30, 50, dtype=torch.float64); Y = X[:, :2]
+    >>> X = torch.randn(30, 50); Y = X[:, :2]
     >>> solve_kernel_ridge_cv(X @ X.T, Y, [0.1, 1.0]).dual_coef.shape
     torch.Size([30, 2])
     """
@@ -641,7 +641,7 @@ def solve_banded_ridge_cv(X, Y, feature_spaces=None, alphas=DEFAULT_ALPHAS, fold
 
     Examples
     --------
-    >>> X = torch.randn(80, 6, dtype=torch.float64); Y = X[:, :3] @ torch.ones(3, 2)
+    >>> X = torch.randn(80, 6); Y = X[:, :3] @ torch.ones(3, 2)
     >>> res = solve_banded_ridge_cv(X, Y, [3, 3], [0.1, 10.0], n_iter=5, random_state=0)
     >>> res.gamma.shape
     torch.Size([2, 2])

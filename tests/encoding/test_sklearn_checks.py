@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from neurobridge.encoding import BandedRidgeCV, HRFConvolver, KernelRidgeCV, Ridge, RidgeCV, TimeDelayer
+from neurobridge.encoding import (
+    BandedRidgeCV,
+    HRFConvolver,
+    KernelRidgeCV,
+    Ridge,
+    RidgeCV,
+    TimeDelayer,
+)
 
 ESTIMATORS = [
     Ridge(),
