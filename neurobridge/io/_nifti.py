@@ -210,17 +210,16 @@ def from_nifti(
     >>> ts.dims, ts.sizes["voxel"]
     (('time', 'voxel'), 64)
     """
-    nib = _nib()
     if reduce not in (None, "mean"):
         raise ValueError(f"reduce must be None or 'mean', got {reduce!r}")
+    if _is_masker(mask):
+        return _from_masker(mask, imgs, stimulus=stimulus, tr=tr, dim=dim, trial_coords=trial_coords, labels=labels,
+                            dtype=dtype)
     data, ref, source, is_3d = _stack(imgs, dtype)
     grid = _grid(ref)
     shape, affine = grid
     n_vol = data.shape[3]
     roi_values = None
-    if _is_masker(mask):
-        return _from_masker(mask, imgs, stimulus=stimulus, tr=tr, ref=ref, source=source, is_3d=is_3d, dim=dim,
-                            trial_coords=trial_coords, labels=labels, dtype=dtype)
     if mask is None:
         keep = np.ones(shape, dtype=bool)
     else:
@@ -255,8 +254,7 @@ def from_nifti(
         check_finite(xr.DataArray(values, dims=("volume", "voxel")), "image data inside the mask")
         values, coords = _roi_mean(values, roi_values, coords, labels)
     return _finish(values, coords, attrs, stimulus=stimulus, tr=tr, ref=ref, is_3d=is_3d, dim=dim,
-                   trial_coords=trial_coords, n_vol=n_vol, feature="roi" if reduce == "mean" else "voxel",
-                   nib=nib)
+                   trial_coords=trial_coords, n_vol=n_vol, feature="roi" if reduce == "mean" else "voxel")
 
 
 def _roi_mean(values: np.ndarray, roi_values: np.ndarray, coords: dict, labels):
@@ -274,7 +272,7 @@ def _roi_mean(values: np.ndarray, roi_values: np.ndarray, coords: dict, labels):
     return means, out
 
 
-def _finish(values, coords, attrs, *, stimulus, tr, ref, is_3d, dim, trial_coords, n_vol, feature, nib=None):
+def _finish(values, coords, attrs, *, stimulus, tr, ref, is_3d, dim, trial_coords, n_vol, feature):
     if feature == "roi":
         tmp_coords = {k: v for k, v in coords.items() if k != "roi"}
     else:
@@ -301,17 +299,21 @@ def _finish(values, coords, attrs, *, stimulus, tr, ref, is_3d, dim, trial_coord
     return da
 
 
-def _from_masker(masker, imgs, *, stimulus, tr, ref, source, is_3d, dim, trial_coords, labels, dtype):
+def _from_masker(masker, imgs, *, stimulus, tr, dim, trial_coords, labels, dtype):
     nib = _nib()
-    img_in = imgs if not (isinstance(imgs, Sequence) and not isinstance(imgs, str)) else [load_img(i) for i in imgs]
-    if isinstance(img_in, list):
-        image = optional_import("nilearn.image", purpose="maskers").concat_imgs(img_in)
+    if isinstance(imgs, str | os.PathLike) or hasattr(imgs, "dataobj"):
+        image = load_img(imgs)
+        source = Path(imgs).name if isinstance(imgs, str | os.PathLike) else "nibabel image"
+    elif isinstance(imgs, Sequence) and len(imgs) > 0:
+        image = optional_import("nilearn.image", purpose="maskers").concat_imgs([load_img(i) for i in imgs])
+        source = f"{len(imgs)} images"
     else:
-        image = load_img(img_in)
+        raise TypeError(f"imgs must be a NIfTI path, a nibabel image or a non-empty list of them, got {type(imgs).__name__}")
+    is_3d = len(image.shape) == 3
     if not hasattr(masker, "mask_img_") and not hasattr(masker, "labels_img_"):
         given = getattr(masker, "mask_img", None) is not None or getattr(masker, "labels_img", None) is not None
         masker = masker.fit() if given else masker.fit(image)
-    values = np.asarray(masker.transform(image), dtype=dtype)
+    values = np.atleast_2d(np.asarray(masker.transform(image), dtype=dtype))
     n_vol = values.shape[0]
     if hasattr(masker, "labels_img_"):
         limg = load_img(masker.labels_img_)

@@ -97,6 +97,10 @@ def test_mni_template_round_trip_exact(mni, tmp_path):
     keep = mask.get_fdata() > 0
     vol = nb.io.from_nifti(template, mask=mask)
     assert vol.dims == ("voxel",) and vol.sizes["voxel"] == int(keep.sum())
+    from nilearn.maskers import NiftiMasker
+
+    via_masker = nb.io.from_nifti(template, mask=NiftiMasker(mask_img=mask, standardize=None))
+    np.testing.assert_array_equal(via_masker.values, vol.values)
     back = nb.io.to_nifti(vol)
     np.testing.assert_array_equal(back.affine, template.affine)
     np.testing.assert_array_equal(back.get_fdata()[keep], template.get_fdata()[keep])
