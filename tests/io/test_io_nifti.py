@@ -238,3 +238,23 @@ def test_round_trip_property(shape, n_vol, seed, rotate):
     np.testing.assert_array_equal(back.affine, img.affine)
     np.testing.assert_array_equal(back.get_fdata()[keep], data[keep])
     assert np.all(back.get_fdata()[~keep] == 0)
+
+
+def test_atlas_bad_inputs_raise():
+    affine = np.eye(4)
+    img = nib.Nifti1Image(np.ones((3, 3, 3, 2), np.float32), affine)
+    prob = nib.Nifti1Image(np.linspace(0, 1, 27).reshape(3, 3, 3).astype(np.float32), affine)
+    with pytest.raises(SchemaError, match="non-integer values"):
+        nb.io.from_nifti(img, mask=prob, tr=1.0)
+    atlas = nib.Nifti1Image(np.repeat([0, 1, 2], 9).reshape(3, 3, 3).astype(np.int16), affine)
+    with pytest.raises(SchemaError, match="lacks names for atlas values \\[2\\]"):
+        nb.io.from_nifti(img, mask=atlas, tr=1.0, labels={1: "V1"})
+    with pytest.raises(SchemaError, match="index = label value"):
+        nb.io.from_nifti(img, mask=atlas, tr=1.0, labels=["background", "V1"])
+    with pytest.raises(ValueError, match="reduce must be None or 'mean'"):
+        nb.io.from_nifti(img, mask=atlas, tr=1.0, reduce="median")
+    roi = nb.io.from_nifti(img, mask=atlas, tr=1.0, labels=["background", "V1", "V2"], reduce="mean")
+    assert roi.dims == ("time", "roi") and roi.roi.values.tolist() == ["V1", "V2"]
+    assert roi.n_voxels.values.tolist() == [9, 9]
+    with pytest.raises(SchemaError, match="ROI averages cannot be mapped back"):
+        nb.io.to_nifti(roi)
