@@ -149,8 +149,7 @@ def trial_betas(
     if method == "lsa":
         design = base.assign(trial_type=names)
         glm = fit(design)
-        for name in tqdm(names, disable=not progress, desc="lsa contrasts"):
-            betas.append(_effect(glm, name))
+        betas.extend(_effects(glm, names))
     else:
         glm = None
         fast = _lss_engine(fl)
@@ -162,7 +161,7 @@ def trial_betas(
             if glm is None or fast is None:
                 # nilearn's FirstLevelModel end to end (masking, scaling, design, GLM, contrast)
                 glm = fit(design)
-                betas.append(_effect(glm, _TARGET))
+                betas.extend(_effects(glm, [_TARGET]))
                 continue
             if Y is None:
                 # the same steps as FirstLevelModel.fit, with the data masked and scaled once for all trials
@@ -217,6 +216,20 @@ def _confound_names(confounds) -> list[str]:
     return [f"confound_{i}" for i in range(np.asarray(confounds).shape[1])]
 
 
-def _effect(glm, name: str) -> np.ndarray:
-    img = glm.compute_contrast(name, output_type="effect_size")
-    return np.asarray(glm.masker_.transform(img)).reshape(-1)
+def _effects(glm, names: list[str]) -> np.ndarray:
+    """Effect sizes (betas) of design columns ``names`` of a fitted one-run ``FirstLevelModel``: (n_names, n_voxels).
+
+    The effect of a unit contrast on column j is row j of the GLM parameters ``theta`` of each voxel group, which
+    is what ``compute_contrast(..., output_type="effect_size")`` computes one column at a time.
+    """
+    columns = list(glm.design_matrices_[0].columns)
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise RuntimeError(f"design matrix lacks columns {missing[:5]}")
+    idx = [columns.index(n) for n in names]
+    labels = np.asarray(glm.labels_[0])
+    out = np.empty((len(names), labels.shape[0]), dtype=np.float64)
+    for label, result in glm.results_[0].items():
+        sel = labels == label
+        out[:, sel] = np.asarray(result.theta)[idx]
+    return out

@@ -141,3 +141,17 @@ def test_lss_matches_nilearn_first_level_refits(sim):
                 sim["img"], events=ev[["onset", "duration"]].assign(trial_type=labels), confounds=[confounds])
             ref = glm.masker_.transform(glm.compute_contrast("target", output_type="effect_size")).ravel()
             np.testing.assert_allclose(da.values[i], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_lsa_matches_nilearn_contrasts(sim):
+    """LSA betas equal nilearn's compute_contrast effect-size maps (AR(1), cosine drift, scaling)."""
+    ev = sim["events"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        da = nb.io.trial_betas(sim["img"], ev, TR, method="lsa", mask=sim["mask"])
+        names = [f"tr{i:03d}" for i in range(N_TRIALS)]
+        glm = fl.FirstLevelModel(t_r=TR, mask_img=sim["mask"]).fit(
+            sim["img"], events=ev[["onset", "duration"]].assign(trial_type=names))
+    for i in (0, 11, N_TRIALS - 1):
+        ref = glm.masker_.transform(glm.compute_contrast(names[i], output_type="effect_size")).ravel()
+        np.testing.assert_allclose(da.values[i], ref, rtol=1e-5, atol=1e-5)
