@@ -37,47 +37,88 @@ def n_from_pairs(n_pairs: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- ranks
-def _sortable_int32(x: torch.Tensor) -> torch.Tensor:
-    """Map float32 values to int32 keys with the same order (``-0.0`` and ``0.0`` equal)."""
-    bits = (x + 0.0).contiguous().view(torch.int32)
-    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+def _rank_rows_numpy(x: np.ndarray, out: np.ndarray) -> None:
+    """Average ranks of each row of a C-contiguous 2-d float array into ``out`` (numpy, one thread).
+
+    Rows are processed one at a time with reused buffers (no large temporaries, few page faults).
+    float32 values and their positions are packed into one int64 key (order-preserving int32 of the
+    value in the high half, the column in the low half), so a single SIMD sort yields the permutation.
+    """
+    n = x.shape[1]
+    pos = np.arange(n, dtype=np.int64)
+    ranks_plain = (pos + 1).astype(out.dtype)
+    packed = x.dtype == np.float32 and n < 2**31
+    if packed:
+        tmp = np.empty(n, np.int32)
+        b32 = np.empty(n, np.int32)
+        key = np.empty(n, np.int64)
+        perm = np.empty(n, np.int64)
+    for r in range(x.shape[0]):
+        if packed:
+            v = (x[r] + np.float32(0.0)).view(np.int32)  # + 0.0 merges -0.0 into 0.0
+            np.right_shift(v, 31, out=tmp)
+            np.bitwise_and(tmp, 0x7FFFFFFF, out=tmp)
+            np.bitwise_xor(v, tmp, out=b32)
+            key[:] = b32
+            np.left_shift(key, 32, out=key)
+            np.bitwise_or(key, pos, out=key)
+            key.sort()
+            np.bitwise_and(key, 0xFFFFFFFF, out=perm)
+            np.right_shift(key, 32, out=key)
+            svals = key
+        else:
+            perm = np.argsort(x[r], kind="stable")
+            svals = x[r][perm]
+        ties = svals[1:] == svals[:-1]
+        if ties.any():
+            new = np.ones(n, dtype=bool)
+            new[1:] = ~ties
+            start = np.maximum.accumulate(np.where(new, pos, 0))
+            last = np.ones(n, dtype=bool)
+            last[:-1] = ~ties
+            end = np.minimum.accumulate(np.where(last, pos, n - 1)[::-1])[::-1]
+            out[r][perm] = (start + end).astype(out.dtype) / 2 + 1
+        else:
+            out[r][perm] = ranks_plain
 
 
-def _np_sort_rows(keys: np.ndarray) -> np.ndarray:
-    """Sort each row of a 2-d int64 array (numpy's SIMD sort), two threads over row blocks."""
-    if keys.shape[0] < 4 or keys.size < 1_000_000:
-        return np.sort(keys, axis=-1)
-    out = np.empty_like(keys)
+def _rank_numpy(x2: np.ndarray) -> np.ndarray:
+    out = np.empty(x2.shape, dtype=x2.dtype)
     n_workers = max(1, min(torch.get_num_threads(), 8))
-    blocks = np.array_split(np.arange(keys.shape[0]), n_workers)
-
-    def work(rows):
-        out[rows[0]:rows[-1] + 1] = np.sort(keys[rows[0]:rows[-1] + 1], axis=-1)
-
-    with ThreadPoolExecutor(n_workers) as pool:
-        list(pool.map(work, [b for b in blocks if len(b)]))
+    if x2.shape[0] < 2 or x2.size < 1_000_000 or n_workers == 1:
+        _rank_rows_numpy(x2, out)
+        return out
+    blocks = np.array_split(np.arange(x2.shape[0]), min(n_workers, x2.shape[0]))
+    with ThreadPoolExecutor(len(blocks)) as pool:
+        list(pool.map(lambda b: _rank_rows_numpy(x2[b[0]:b[-1] + 1], out[b[0]:b[-1] + 1]), blocks))
     return out
 
 
-def _argsort_rows(x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stable sort of each row: (sorted keys usable for tie detection, permutation)."""
+def _rank_torch(x2: torch.Tensor) -> torch.Tensor:
     n = x2.shape[-1]
-    if x2.device.type == "cpu" and x2.dtype == torch.float32 and n < 2**31:
-        # pack (order-preserving value bits, index) into one int64 and use numpy's SIMD sort:
-        # several times faster than torch.sort/argsort on CPU.
-        keys = (_sortable_int32(x2).to(torch.int64) << 32) | torch.arange(n, dtype=torch.int64)
-        s = torch.from_numpy(_np_sort_rows(keys.numpy()))
-        return s >> 32, s & 0xFFFFFFFF
-    if x2.device.type == "cpu":
-        xn = x2.numpy()
-        perm = torch.from_numpy(np.argsort(xn, axis=-1, kind="stable"))
-        return torch.gather(x2, -1, perm), perm
-    s, perm = torch.sort(x2, dim=-1, stable=True)
-    return s, perm
+    skeys, perm = torch.sort(x2, dim=-1, stable=True)
+    pos = torch.arange(n, device=x2.device, dtype=torch.int64).expand_as(perm)
+    new = torch.ones_like(perm, dtype=torch.bool)
+    new[:, 1:] = skeys[:, 1:] != skeys[:, :-1]
+    if bool(new.all()):
+        ranks_sorted = (pos + 1).to(x2.dtype)
+    else:
+        start = torch.cummax(torch.where(new, pos, torch.zeros_like(pos)), dim=-1).values
+        last = torch.ones_like(new)
+        last[:, :-1] = new[:, 1:]
+        end = torch.flip(torch.cummin(torch.flip(torch.where(last, pos, torch.full_like(pos, n - 1)), [-1]),
+                                      dim=-1).values, [-1])
+        ranks_sorted = (start + end).to(x2.dtype) / 2 + 1
+    out = torch.empty_like(x2)
+    out.scatter_(-1, perm, ranks_sorted)
+    return out
 
 
 def rank(x: torch.Tensor) -> torch.Tensor:
     """Ranks along the last axis, 1-based, ties get their average rank (``scipy.stats.rankdata``).
+
+    On CPU the rows are ranked with numpy's SIMD sort (float32 values and their positions packed into
+    one int64 key), in threads over row blocks; on CUDA with ``torch.sort``.
 
     Parameters
     ----------
@@ -87,7 +128,7 @@ def rank(x: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     torch.Tensor, shape (..., n)
-        Ranks in ``x``'s floating dtype (float64 for integer input).
+        Ranks in ``x``'s floating dtype (float64 for integer input), on ``x``'s device.
 
     Examples
     --------
@@ -98,26 +139,12 @@ def rank(x: torch.Tensor) -> torch.Tensor:
         x = x.to(torch.float64)
     shape = x.shape
     n = shape[-1]
-    if n == 0:
+    if n == 0 or x.numel() == 0:
         return x.clone()
-    x2 = x.detach().reshape(-1, n).contiguous()
-    skeys, perm = _argsort_rows(x2)
-    pos = torch.arange(n, device=x.device, dtype=torch.int64).expand_as(perm)
-    new = torch.ones_like(perm, dtype=torch.bool)
-    new[:, 1:] = skeys[:, 1:] != skeys[:, :-1]
-    if bool(new.all()):
-        ranks_sorted = (pos + 1).to(x.dtype)
-    else:
-        # start of each tie run (running max of starts) and its end (reverse running min of ends)
-        start = torch.cummax(torch.where(new, pos, torch.zeros_like(pos)), dim=-1).values
-        last = torch.ones_like(new)
-        last[:, :-1] = new[:, 1:]
-        big = torch.full_like(pos, n - 1)
-        end = torch.flip(torch.cummin(torch.flip(torch.where(last, pos, big), [-1]), dim=-1).values, [-1])
-        ranks_sorted = (start + end).to(x.dtype) / 2 + 1
-    out = torch.empty_like(x2)
-    out.scatter_(-1, perm, ranks_sorted)
-    return out.reshape(shape)
+    x2 = x.detach().reshape(-1, n)
+    if x2.device.type == "cpu" and x2.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(_rank_numpy(np.ascontiguousarray(x2.numpy()))).reshape(shape)
+    return _rank_torch(x2.contiguous()).reshape(shape)
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -343,10 +370,13 @@ def _prepare(v: torch.Tensor, method: str) -> torch.Tensor:
         return _unit(v)
     if method == "pearson":
         return _unit(_center(v))
-    if method == "spearman":
-        return _unit(_center(rank(v)))
-    if method == "rho-a":
-        return _center(rank(v)) * math.sqrt(12.0 / (n**3 - n))
+    if method in ("spearman", "rho-a"):
+        r = rank(v)  # a fresh tensor: centre and scale in place (average ranks always sum to n(n+1)/2)
+        r.sub_((n + 1) / 2)
+        if method == "rho-a":
+            return r.mul_(math.sqrt(12.0 / (n**3 - n)))
+        norm = torch.linalg.vector_norm(r, dim=-1, keepdim=True)
+        return r.div_(torch.where(norm > 0, norm, torch.ones_like(norm)))
     raise ValueError(f"method {method!r} is not an inner product of transformed vectors")
 
 

@@ -27,7 +27,6 @@ from ._rdm import (
     _lead_coords,
     _sample_axis,
     _to_tensor,
-    condensed_tensor,
     crossnobis_tensor,
     rdm,
     rdm_tensor,
@@ -185,8 +184,9 @@ def time_resolved_rsa(
     starts = range(0, n_items, bs)
     for s in _progress(starts, len(starts), "time-resolved RSA", progress):
         block = xf[s:s + bs]
-        sq = crossnobis_tensor(block, counts) if counts is not None else rdm_tensor(block, metric)
-        out[s:s + bs] = _compare_block(condensed_tensor(sq), vm, prepared, method, cov)
+        v = (crossnobis_tensor(block, counts, condensed=True) if counts is not None
+             else rdm_tensor(block, metric, condensed=True))
+        out[s:s + bs] = _compare_block(v, vm, prepared, method, cov)
     out = out.T.reshape(*m_shape, *lead_shape)
     coords = _lead_coords(m, m_lead)
     coords.update(_lead_coords(brain, lead))
@@ -329,10 +329,10 @@ def searchlight(
         g = g.movedim(-2, 1)  # (L, c, *core, K)
         v = valid[s:s + bs]
         if counts is not None:
-            sq = crossnobis_tensor(g, counts, valid=v)
+            vec = crossnobis_tensor(g, counts, valid=v, condensed=True)
         else:
-            sq = rdm_tensor(g, metric, valid=v)
-        out[:, s:s + bs] = _compare_block(condensed_tensor(sq), vm, prepared, method, cov)
+            vec = rdm_tensor(g, metric, valid=v, condensed=True)
+        out[:, s:s + bs] = _compare_block(vec, vm, prepared, method, cov)
     out = out.permute(2, 0, 1).reshape(*m_shape, *lead_shape, n_c)
     coords_out = _lead_coords(m, m_lead)
     coords_out.update(_lead_coords(brain, lead))

@@ -70,9 +70,28 @@ def square_tensor(vectors: torch.Tensor, diagonal: float = 0.0) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------- torch kernels
-def _diag_distance(k: torch.Tensor) -> torch.Tensor:
+def _from_kernel(k: torch.Tensor, kind: str, n_feat, condensed: bool) -> torch.Tensor:
+    """Distances from inner products ``k`` (..., n, n).
+
+    ``kind``: ``"one_minus"`` (``1 - k``), ``"sym"`` (``k_ii + k_jj - 2 k_ij``) or ``"asym"``
+    (``k_ii + k_jj - k_ij - k_ji``), divided by ``n_feat`` (a number or a (..., 1, 1) tensor). The
+    condensed form is taken from the upper triangle without building the square result.
+    """
+    n = k.shape[-1]
+    if condensed:
+        i, j = torch.triu_indices(n, n, offset=1, device=k.device)
+        kij = k[..., i, j]
+        if kind == "one_minus":
+            return kij.neg_().add_(1.0)
+        d = torch.diagonal(k, dim1=-2, dim2=-1)
+        out = d[..., i] + d[..., j]
+        out.sub_(kij)
+        out.sub_(kij if kind == "sym" else k[..., j, i])
+        return out.div_(n_feat[..., 0] if isinstance(n_feat, torch.Tensor) else n_feat)
+    if kind == "one_minus":
+        return _finish(1.0 - k)
     d = torch.diagonal(k, dim1=-2, dim2=-1)
-    return d[..., :, None] + d[..., None, :] - k - k.transpose(-1, -2)
+    return _finish((d[..., :, None] + d[..., None, :] - k - k.transpose(-1, -2)) / n_feat)
 
 
 def _apply_precision(x: torch.Tensor, precision: torch.Tensor | None) -> torch.Tensor:
@@ -95,7 +114,7 @@ def _finish(d: torch.Tensor) -> torch.Tensor:
 def rdm_tensor(
     x: torch.Tensor, metric: str = "correlation", *, precision: torch.Tensor | None = None,
     valid: torch.Tensor | None = None, remove_mean: bool = False, prior_lambda: float = 1.0,
-    prior_weight: float = 0.1,
+    prior_weight: float = 0.1, condensed: bool = False,
 ) -> torch.Tensor:
     """Square RDMs of patterns, batched over leading axes (one GEMM per batch).
 
@@ -113,10 +132,12 @@ def rdm_tensor(
         Subtract each pattern's mean over features first (euclidean, mahalanobis).
     prior_lambda, prior_weight : float
         Prior of the Poisson rate estimate (rsatoolbox): ``(x + lambda * w) / (1 + w)``.
+    condensed : bool
+        Return the condensed upper triangles (..., n_pairs) instead (less memory, no symmetrisation).
 
     Returns
     -------
-    torch.Tensor, shape (..., n_stimuli, n_stimuli)
+    torch.Tensor, shape (..., n_stimuli, n_stimuli) or (..., n_pairs)
         Symmetric with an exact zero diagonal.
 
     Examples
@@ -145,14 +166,14 @@ def rdm_tensor(
                              f"{'variance' if metric == 'correlation' else 'norm'} across features; "
                              "drop constant patterns or use metric='euclidean'")
         xn = x / norm
-        return _finish(1.0 - xn @ xn.transpose(-1, -2))
+        return _from_kernel(xn @ xn.transpose(-1, -2), "one_minus", n_feat, condensed)
     if metric in ("euclidean", "mahalanobis"):
         if remove_mean:
             x = x - x.sum(-1, keepdim=True) / n_feat
             if valid is not None:
                 x = x * valid[..., None, :]
         k = _apply_precision(x, precision) @ x.transpose(-1, -2)
-        return _finish(_diag_distance(k) / n_feat)
+        return _from_kernel(k, "sym", n_feat, condensed)
     # poisson
     m = (x + prior_lambda * prior_weight) / (1 + prior_weight)
     if bool((m <= 0).any()):
@@ -162,12 +183,12 @@ def rdm_tensor(
     if valid is not None:
         m, logm = m * valid[..., None, :], logm * valid[..., None, :]
     k = m @ logm.transpose(-1, -2)
-    return _finish(_diag_distance(k) / n_feat)
+    return _from_kernel(k, "asym", n_feat, condensed)
 
 
 def crossnobis_tensor(
     sums: torch.Tensor, counts: torch.Tensor, *, precision: torch.Tensor | None = None,
-    valid: torch.Tensor | None = None, remove_mean: bool = False,
+    valid: torch.Tensor | None = None, remove_mean: bool = False, condensed: bool = False,
 ) -> torch.Tensor:
     """Cross-validated (leave-one-fold-out) Mahalanobis RDMs, as ``rsatoolbox`` ``crossnobis``.
 
@@ -187,10 +208,12 @@ def crossnobis_tensor(
         Real (non-padding) features.
     remove_mean : bool
         Subtract each pattern's mean over features first.
+    condensed : bool
+        Return condensed upper triangles (..., n_pairs) instead.
 
     Returns
     -------
-    torch.Tensor, shape (..., n_stimuli, n_stimuli)
+    torch.Tensor, shape (..., n_stimuli, n_stimuli) or (..., n_pairs)
 
     Examples
     --------
@@ -228,8 +251,7 @@ def crossnobis_tensor(
     if precision is not None:
         precision = (precision[None, :] if precision.ndim == 1 else precision).unsqueeze(-3)
     k = _apply_precision(train, precision) @ test.transpose(-1, -2)  # (..., F, n, n)
-    d = _diag_distance(k).mean(-3)
-    return _finish(d / n_feat)
+    return _from_kernel(k.mean(-3), "asym", n_feat, condensed)
 
 
 def _cov_from_demeaned(x: torch.Tensor, dof, method: str) -> torch.Tensor:
@@ -532,10 +554,11 @@ def rdm(
         sums = group_sums(obs_t, fold_codes * n_stim + stim_codes, n_folds * n_stim)
         sums = sums.reshape(*sums.shape[:-2], n_folds, n_stim, sums.shape[-1])
         counts = torch.bincount(fold_codes * n_stim + stim_codes, minlength=n_folds * n_stim).reshape(n_folds, n_stim)
-        stim_sum = group_sums(obs_t, stim_codes, n_stim)
-        stim_cnt = torch.bincount(stim_codes, minlength=n_stim).to(t.dtype)
-        data_resid = obs_t - (stim_sum / stim_cnt[:, None])[..., stim_codes, :]
-        data_dof = obs_t.shape[-2] - n_stim
+        if isinstance(noise, str) and residuals is None:
+            stim_sum = group_sums(obs_t, stim_codes, n_stim)
+            stim_cnt = torch.bincount(stim_codes, minlength=n_stim).to(t.dtype)
+            data_resid = obs_t - (stim_sum / stim_cnt[:, None])[..., stim_codes, :]
+            data_dof = obs_t.shape[-2] - n_stim
         precision = _noise_precision(noise, feats=feats, lead=lead, residuals=residuals, dof=dof,
                                      data_resid=data_resid, data_dof=dof if dof is not None else data_dof,
                                      dtype=dtype, device=t.device, n_features=t.shape[-1])
@@ -544,8 +567,9 @@ def rdm(
         if repeated:
             sums = group_sums(t, codes, n_stim)
             means = sums / counts_s.to(t.dtype)[:, None]
-            data_resid = t - means[..., codes, :]
-            data_dof = t.shape[-2] - n_stim
+            if isinstance(noise, str) and residuals is None:
+                data_resid = t - means[..., codes, :]
+                data_dof = t.shape[-2] - n_stim
         else:
             means = t  # unique labels: first-seen order is the data's order
         if metric == "mahalanobis" or noise is not None:

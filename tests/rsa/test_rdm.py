@@ -173,3 +173,17 @@ def test_rdm_errors():
         nb.rsa.rdm(da, metric="poisson")
     with pytest.raises(ValueError, match="cv_dim is only used"):
         nb.rsa.rdm(da, metric="euclidean", cv_dim="run")
+
+
+@pytest.mark.parametrize("metric", ["correlation", "euclidean", "cosine", "poisson"])
+def test_rdm_tensor_condensed_and_padding(metric):
+    rng = np.random.default_rng(8)
+    x = torch.as_tensor(rng.poisson(4.0, size=(3, 6, 9)).astype(float) + 0.1)
+    sq = nb.rsa.rdm_tensor(x, metric)
+    np.testing.assert_allclose(nb.rsa.rdm_tensor(x, metric, condensed=True).numpy(),
+                               nb.rsa.condensed_tensor(sq).numpy(), atol=1e-12)
+    np.testing.assert_array_equal(sq.numpy(), sq.transpose(-1, -2).numpy())
+    # zero-padded features marked invalid give the same RDMs as the unpadded patterns
+    padded = torch.cat([x, torch.zeros(3, 6, 4, dtype=x.dtype)], -1)
+    valid = torch.cat([torch.ones(9, dtype=torch.bool), torch.zeros(4, dtype=torch.bool)])
+    np.testing.assert_allclose(nb.rsa.rdm_tensor(padded, metric, valid=valid).numpy(), sq.numpy(), atol=1e-12)

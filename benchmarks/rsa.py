@@ -1,0 +1,272 @@
+"""RSA speed benchmark against rsatoolbox (workloads S1-S3 of ../shared/BENCHMARKS.md).
+
+S1  time-resolved RSA: correlation RDMs at every time point, Spearman against a model RDM
+    (rsatoolbox: calc_rdm_movie + compare), plus a permutation null where nb.rsa provides one.
+S2  crossnobis RDMs for many ROIs, conditions x runs (rsatoolbox: calc_rdm(method="crossnobis") per ROI).
+S3  volume searchlight with model comparison (rsatoolbox: get_volume_searchlight + get_searchlight_RDMs +
+    compare).
+
+Protocol: same data and thread settings for both tools in one process; each tool is warmed up once,
+then the tools are interleaved (A B A B ...) for ``--repeats`` rounds; medians, min and max are
+reported with the ratio rsatoolbox / neurobridge, and every timed output is checked against
+rsatoolbox's (max absolute difference). Run ``python benchmarks/rsa.py --quick`` for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import resource
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import xarray as xr
+
+import neurobridge as nb
+
+warnings.filterwarnings("ignore")
+logging.getLogger("rsatoolbox").setLevel(logging.ERROR)
+
+
+def gemm_rate(dtype: torch.dtype, device: str, n: int = 2048) -> float:
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    a @ b
+    best = np.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def interleave(tools: dict[str, Callable[[], object]], repeats: int, device: str) -> tuple[dict, dict]:
+    """Warm up each tool, then run them interleaved; returns timings and the last outputs."""
+    outputs = {}
+    for name, fn in tools.items():  # warm-up
+        outputs[name] = fn()
+    times: dict[str, list[float]] = {name: [] for name in tools}
+    for _ in range(repeats):
+        for name, fn in tools.items():
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            outputs[name] = fn()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t)
+    return times, outputs
+
+
+def row(workload: str, step: str, times: dict, anchor: str, ours: str, diff: float, tol: float,
+        flops: float | None = None, gemm: float | None = None) -> dict:
+    ta, to = times[anchor], times[ours]
+    med_a, med_o = statistics.median(ta), statistics.median(to)
+    out = {
+        "workload": workload, "step": step,
+        "rsatoolbox_median_s": med_a, "rsatoolbox_min_s": min(ta), "rsatoolbox_max_s": max(ta),
+        "neurobridge_median_s": med_o, "neurobridge_min_s": min(to), "neurobridge_max_s": max(to),
+        "speedup": med_a / med_o, "max_abs_diff": diff, "agrees": bool(diff <= tol),
+        "gflops": (flops / med_o / 1e9) if flops else float("nan"),
+        "frac_gemm": (flops / med_o / 1e9 / gemm) if (flops and gemm) else float("nan"),
+    }
+    return out
+
+
+# ----------------------------------------------------------------------------------------- S1
+def s1(args, gemm32) -> list[dict]:
+    from rsatoolbox.data import TemporalDataset
+    from rsatoolbox.rdm import RDMs, calc_rdm_movie
+    from rsatoolbox.rdm import compare as rsa_compare
+
+    n_stim, n_ch, n_t = (200, 32, 20) if args.quick else (1000, 64, 200)
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((n_stim, 10))
+    gain = np.sin(np.linspace(0, np.pi, n_t))
+    x = (feats @ rng.standard_normal((10, n_ch)))[:, :, None] * gain + rng.standard_normal((n_stim, n_ch, n_t))
+    times_s = np.arange(n_t) / 100.0
+    model_vec = nb.rsa.condensed_tensor(torch.cdist(torch.as_tensor(feats[:, :5]), torch.as_tensor(feats[:, :5]))).numpy()
+    stim = np.arange(n_stim)
+    ds = TemporalDataset(x, obs_descriptors={"stimulus": stim}, time_descriptors={"time": times_s})
+    model_rdms = RDMs(model_vec[None])
+    brain = nb.core.evoked(x, stimulus=stim, times=times_s)
+    model = nb.rsa.from_condensed(model_vec, stimulus=stim)
+    dev = args.device
+    xt = torch.as_tensor(x, dtype=torch.float32, device=dev).permute(2, 0, 1).contiguous()  # time x stim x ch
+    mv = torch.as_tensor(model_vec, dtype=torch.float32, device=dev)
+
+    state = {}
+
+    def rsa_rdms():
+        state["movie"] = calc_rdm_movie(ds, method="correlation", descriptor="stimulus")
+        return state["movie"].dissimilarities
+
+    def nb_rdms():
+        state["vec"] = nb.rsa.rdm_tensor(xt, "correlation", condensed=True)
+        return state["vec"]
+
+    def rsa_spear():
+        return rsa_compare(model_rdms, state["movie"], method="spearman")[0]
+
+    def nb_spear():
+        return nb.rsa.compare_vectors(state["vec"], mv, "spearman")
+
+    def rsa_total():
+        return rsa_compare(model_rdms, calc_rdm_movie(ds, method="correlation", descriptor="stimulus"),
+                           method="spearman")[0]
+
+    def nb_total():
+        with nb.config_context(device=dev):
+            return nb.rsa.time_resolved_rsa(brain, model, method="spearman", progress=False).values
+
+    out = []
+    t, o = interleave({"rsatoolbox": rsa_rdms, "neurobridge": nb_rdms}, args.repeats, dev)
+    diff = float(np.abs(o["neurobridge"].cpu().numpy() - o["rsatoolbox"]).max())
+    flops = 2.0 * n_t * n_stim * n_stim * n_ch
+    out.append(row("S1", f"correlation RDMs {n_stim}x{n_ch}x{n_t}", t, "rsatoolbox", "neurobridge", diff, 1e-4,
+                   flops, gemm32))
+    t, o = interleave({"rsatoolbox": rsa_spear, "neurobridge": nb_spear}, args.repeats, dev)
+    diff = float(np.abs(o["neurobridge"].cpu().numpy() - o["rsatoolbox"]).max())
+    out.append(row("S1", "Spearman vs model", t, "rsatoolbox", "neurobridge", diff, 1e-4))
+    t, o = interleave({"rsatoolbox": rsa_total, "neurobridge": nb_total}, args.repeats, dev)
+    diff = float(np.abs(np.asarray(o["neurobridge"]) - o["rsatoolbox"]).max())
+    out.append(row("S1", "time_resolved_rsa (RDMs + Spearman, labelled)", t, "rsatoolbox", "neurobridge", diff, 1e-4))
+    return out
+
+
+# ----------------------------------------------------------------------------------------- S2
+def s2(args, gemm32) -> list[dict]:
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.rdm import calc_rdm
+
+    n_roi, n_vox, n_cond, n_run = (4, 500, 30, 4) if args.quick else (50, 5000, 100, 8)
+    rng = np.random.default_rng(1)
+    cond = np.tile(np.arange(n_cond), n_run)
+    run = np.repeat(np.arange(n_run), n_cond)
+    signal = rng.standard_normal((n_roi, n_cond, n_vox)).astype(np.float32)
+    data = signal[:, cond] + rng.standard_normal((n_roi, n_cond * n_run, n_vox), dtype=np.float32)
+    datasets = [Dataset(data[r].astype(np.float64), obs_descriptors={"cond": cond, "run": run}) for r in range(n_roi)]
+    da = xr.DataArray(data, dims=("roi", "trial", "voxel"),
+                      coords={"trial": np.arange(len(cond)), "stimulus": ("trial", cond), "run": ("trial", run)})
+    dev = args.device
+
+    def rsa():
+        return np.stack([calc_rdm(d, method="crossnobis", descriptor="cond", cv_descriptor="run").dissimilarities[0]
+                         for d in datasets])
+
+    def ours():
+        with nb.config_context(device=dev):
+            r = nb.rsa.rdm(da, metric="crossnobis", cv_dim="run")
+        return nb.rsa.to_condensed(r).values
+
+    t, o = interleave({"rsatoolbox": rsa, "neurobridge": ours}, args.repeats, dev)
+    ref = o["rsatoolbox"]
+    diff = float(np.abs(o["neurobridge"] - ref).max() / np.abs(ref).max())
+    flops = 2.0 * n_roi * n_run * n_cond * n_cond * n_vox
+    return [row("S2", f"crossnobis {n_roi} ROIs x {n_vox} vox, {n_cond} cond x {n_run} runs (rel. diff)", t,
+                "rsatoolbox", "neurobridge", diff, 1e-4, flops, gemm32)]
+
+
+# ----------------------------------------------------------------------------------------- S3
+def s3(args, gemm32) -> list[dict]:
+    import contextlib
+    import io
+
+    from rsatoolbox.rdm import RDMs
+    from rsatoolbox.rdm import compare as rsa_compare
+    from rsatoolbox.util import searchlight as rsl
+
+    shape, n_cond = ((10, 10, 8), 40) if args.quick else ((22, 22, 21), 100)
+    rng = np.random.default_rng(2)
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).reshape(-1, 3)
+    n_vox = len(ijk)
+    feats = rng.standard_normal((n_cond, 5))
+    data = rng.standard_normal((n_cond, n_vox))
+    region = (ijk[:, 0] < shape[0] // 2)
+    data[:, region] += feats @ rng.standard_normal((5, int(region.sum())))
+    model_vec = nb.rsa.condensed_tensor(torch.cdist(torch.as_tensor(feats), torch.as_tensor(feats))).numpy()
+    mask = np.ones(shape)
+    betas = nb.core.fmri_responses(data, stimulus=np.arange(n_cond), dim="stimulus",
+                                   voxel_coords={"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2]})
+    model = nb.rsa.from_condensed(model_vec, stimulus=np.arange(n_cond))
+    dev = args.device
+    out = []
+    for method, rsa_method in (("pearson", "corr"), ("spearman", "spearman")):
+        def rsa(rsa_method=rsa_method):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                centers, neighbors = rsl.get_volume_searchlight(mask, radius=3, threshold=0.0)
+                sl = rsl.get_searchlight_RDMs(data, centers, neighbors, np.arange(n_cond), method="correlation",
+                                              verbose=False)
+            res = np.full(n_vox, np.nan)
+            res[centers] = rsa_compare(RDMs(model_vec[None]), sl, method=rsa_method)[0]
+            return res
+
+        def ours(method=method):
+            with nb.config_context(device=dev):
+                return nb.rsa.searchlight(betas, model, radius=2.9, method=method, progress=False).values
+
+        t, o = interleave({"rsatoolbox": rsa, "neurobridge": ours}, args.repeats, dev)
+        diff = float(np.nanmax(np.abs(o["neurobridge"] - o["rsatoolbox"])))
+        k = 123
+        flops = 2.0 * n_vox * n_cond * n_cond * k
+        out.append(row("S3", f"searchlight {n_vox} centres (~{k} vox), {n_cond} cond, {method}", t, "rsatoolbox",
+                       "neurobridge", diff, 1e-4, flops, gemm32))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes (seconds), for CI smoke runs")
+    ap.add_argument("--device", default="cpu", help="torch device for neurobridge (cpu, cuda)")
+    ap.add_argument("--threads", type=int, default=2, help="threads for torch and BLAS (both tools)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workloads", default="S1,S2,S3")
+    ap.add_argument("--out", help="write the table as CSV here")
+    args = ap.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    limits = threadpool_limits(args.threads)
+    gemm32 = gemm_rate(torch.float32, args.device)
+    gemm64 = gemm_rate(torch.float64, args.device)
+    from importlib.metadata import version
+
+    print(f"# RSA benchmark ({'quick' if args.quick else 'full'}): torch {torch.__version__} on {args.device}, "
+          f"rsatoolbox {version('rsatoolbox')}, threads torch={torch.get_num_threads()} blas={args.threads}; "
+          f"measured GEMM fp32 {gemm32:.1f} GFLOP/s, fp64 {gemm64:.1f} GFLOP/s; repeats={args.repeats} interleaved\n")
+    rows: list[dict] = []
+    fns = {"S1": s1, "S2": s2, "S3": s3}
+    for w in args.workloads.split(","):
+        rows += fns[w.strip()](args, gemm32)
+        r = rows[-1]
+        print(f"  done {w}: last step speedup {r['speedup']:.1f}x", file=sys.stderr)
+    del limits
+    cols = ["workload", "step", "rsatoolbox_median_s", "neurobridge_median_s", "speedup", "max_abs_diff", "agrees",
+            "gflops", "frac_gemm", "rsatoolbox_min_s", "rsatoolbox_max_s", "neurobridge_min_s", "neurobridge_max_s"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of this process (both tools): {peak:.0f} MiB")
+    bad = [r for r in rows if not r["agrees"]]
+    if bad:
+        print("FAILED: outputs disagree with rsatoolbox for: " + ", ".join(f"{r['workload']} {r['step']}" for r in bad))
+    if args.out:
+        with open(args.out, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows({c: r[c] for c in cols} for r in rows)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
