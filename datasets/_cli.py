@@ -66,8 +66,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if action == "fetch":
         if not card.files:
-            print(f"{card.name} is downloaded by {card.fetcher} when loaded: run nb.datasets.load({card.name!r})",
+            from . import load
+
+            print(f"{card.name}: downloading with {card.fetcher} into {dataset_dir(card.name, args.data_dir)} ...",
                   file=out)
+            bundle = load(card.name, data_dir=args.data_dir, progress=not args.no_progress)
+            print(f"ok  {bundle!r}", file=out)
             return 0
         paths = fetch(card.name, data_dir=args.data_dir, progress=not args.no_progress)
         for name, path in paths.items():
@@ -75,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if action == "verify":
         if not card.files:
-            print(f"{card.name}: files are managed by {card.fetcher}; nothing to verify here", file=out)
-            return 0
+            folder = dataset_dir(card.name, args.data_dir)
+            present = folder.is_dir() and any(folder.iterdir())
+            print(f"{'present' if present else 'missing':<13} {folder}  (files and checksums managed by "
+                  f"{card.fetcher})", file=out)
+            return 0 if present else 1
         bad = 0
         for st in verify(card.name, data_dir=args.data_dir):
             print(f"{st.status:<13} {st.name}  {st.path}", file=out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import inspect
 import os
 
 from ._bundle import DatasetBundle
@@ -79,4 +80,9 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None, **options) -> 
     card = get_card(name)
     module, func = card.loader.split(":")
     loader = getattr(importlib.import_module(f"{__package__}.{module}"), func)
+    accepted = [p for p in inspect.signature(loader).parameters if p != "data_dir"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"nb.datasets.load({name!r}): unknown option(s) {unknown}; this loader accepts "
+                        f"{accepted} (see nb.datasets.info({name!r}).options and the loader's docstring)")
     return loader(data_dir=data_dir, **options)

@@ -64,3 +64,8 @@ def test_card_files_verify_against_mirror(name, data_dir):
             assert len(data) == f.size
     statuses = nb.datasets.verify(name, data_dir=data_dir)
     assert [s.status for s in statuses] == ["ok"] * len(card.files)
+
+
+def test_unknown_loader_option_is_named(data_dir):
+    with pytest.raises(TypeError, match="unknown option.*'pics'.*picks"):
+        nb.datasets.load("mne_sample_evoked", data_dir=data_dir, pics="eeg")

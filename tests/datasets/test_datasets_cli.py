@@ -58,3 +58,16 @@ def test_fetch_present_and_offline(data_dir, tmp_path, capsys, monkeypatch):
     assert main(["datasets", "fetch", "kriegeskorte92", "--data-dir", str(tmp_path), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "missing" in err and str(tmp_path / "kriegeskorte92") in err
+
+
+def test_wrapper_datasets_verify_and_fetch(tmp_path, capsys, monkeypatch):
+    assert main(["datasets", "verify", "kiloword", "--data-dir", str(tmp_path)]) == 1
+    assert "missing" in capsys.readouterr().out
+    import mne
+
+    def boom(**kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(mne.datasets.kiloword, "data_path", boom)
+    assert main(["datasets", "fetch", "kiloword", "--data-dir", str(tmp_path), "--no-progress"]) == 1
+    assert "mne.datasets.kiloword" in capsys.readouterr().err

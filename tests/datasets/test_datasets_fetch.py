@@ -121,8 +121,9 @@ def test_download_with_pooch_into_cache(mirror, http_folder, tmp_path, monkeypat
     assert set(paths) == {f.name for f in CARDS[NAME].files}
     assert all(p.parent == tmp_path / "cache" / NAME for p in paths.values())
     assert [s.status for s in nb.datasets.verify(NAME)] == ["ok"] * 3
-    ds = nb.datasets.load(NAME, progress=False)
-    assert ds.brain["meeg"].sizes["stimulus"] == 4
+    ds = nb.datasets.load(NAME, progress=False, picks="eeg")
+    assert ds.brain["meeg"].sizes == {"stimulus": 4, "channel": 60, "time": 421}
+    assert set(ds.brain["meeg"]["ch_type"].values.tolist()) == {"eeg"}
 
 
 def test_download_with_wrong_checksum_is_rejected(mirror, http_folder, tmp_path, monkeypatch):

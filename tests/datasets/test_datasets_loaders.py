@@ -102,11 +102,6 @@ def test_mne_sample_evoked(sample, data_dir):
     np.testing.assert_allclose(cov.values, cov.values.T)
 
 
-def test_mne_sample_picks(data_dir):
-    ds = nb.datasets.load("mne_sample_evoked", data_dir=data_dir, progress=False, picks="eeg")
-    assert ds.brain["meeg"].sizes["channel"] == 60
-    assert set(ds.brain["meeg"]["ch_type"].values.tolist()) == {"eeg"}
-
 
 def test_kriegeskorte92_rdms_carry_category(k92):
     for da in [*k92.brain.values(), *k92.extras.values()]:
