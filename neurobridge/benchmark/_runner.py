@@ -86,9 +86,19 @@ def _pool_extra(acts: dict[str, xr.DataArray]) -> dict[str, xr.DataArray]:
 
 
 def _stimuli_key(data: BenchmarkData) -> tuple:
+    """Identity of a stimulus set (ids, shape and a digest of the values): benchmarks that share stimuli share
+    one extraction."""
+    import hashlib
+
     stim = data.stimuli
-    ids = tuple(stimulus_ids(stim)) if isinstance(stim, xr.DataArray) else (len(stim),)
-    return id(stim), ids
+    values = stim.values if isinstance(stim, xr.DataArray) else np.asarray(stim, dtype=object)
+    ids = tuple(map(str, stimulus_ids(stim))) if isinstance(stim, xr.DataArray) else ()
+    try:
+        digest = hashlib.sha1(np.ascontiguousarray(values).tobytes()).hexdigest() if values.dtype != object else \
+            hashlib.sha1("\x00".join(map(str, values.ravel().tolist())).encode()).hexdigest()
+    except (TypeError, ValueError):
+        return ("id", id(stim))
+    return ids, values.shape, str(values.dtype), digest
 
 
 def _versions() -> dict[str, str]:
@@ -264,10 +274,11 @@ def run(
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
 
-    # stage 1: data (fail early, before loading any model)
+    # stage 1: data (fail early, before loading any model); one load per dataset
     data: dict[str, BenchmarkData] = {}
+    bundles: dict = {}
     for bench in tqdm(benches, desc="load data", disable=not progress, leave=False):
-        data[bench.name] = _load_data(bench, data_dir, download, progress)
+        data[bench.name] = _load_data(bench, data_dir, download, progress, bundles)
 
     pieces: dict[tuple[str, str], xr.Dataset] = {}
     extras: dict[tuple[str, str], dict] = {}
@@ -329,9 +340,9 @@ def run(
     return ds
 
 
-def _load_data(bench: Benchmark, data_dir, download: bool, progress: bool) -> BenchmarkData:
+def _load_data(bench: Benchmark, data_dir, download: bool, progress: bool, cache: dict) -> BenchmarkData:
     try:
-        d = _call_loader(bench, data_dir, download, progress)
+        d = _call_loader(bench, data_dir, download, progress, cache)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"benchmark {bench.name!r} needs data that is not available: {err}") from err
     if not isinstance(d, BenchmarkData):
@@ -339,8 +350,8 @@ def _load_data(bench: Benchmark, data_dir, download: bool, progress: bool) -> Be
     return d
 
 
-def _call_loader(bench: Benchmark, data_dir, download: bool, progress: bool) -> BenchmarkData:
-    token = _LOADER_OPTIONS.set({"download": download, "progress": progress})
+def _call_loader(bench: Benchmark, data_dir, download: bool, progress: bool, cache: dict) -> BenchmarkData:
+    token = _LOADER_OPTIONS.set({"download": download, "progress": progress, "cache": cache})
     try:
         return bench.data(Path(data_dir) if data_dir is not None else None)
     finally:

@@ -295,51 +295,61 @@ def _score_encoding(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, x
 
     layers = list(acts)
     feature_dim = _feature_dim(target, bench)
-    opts = dict(bench.options)
-    ids = stimulus_ids(target)
-    n_stim = len(ids)
+    from sklearn.model_selection import KFold
 
-    def layer_scores(brain: xr.DataArray) -> np.ndarray:
-        out = []
-        for name in layers:
-            res = encoding.fit_encoding(acts[name], brain, **opts)
-            sc = res.scores if hasattr(res, "scores") else res
-            out.append(sc)
-        return xr.concat(out, dim="layer").transpose("layer", feature_dim, ...)
+    opts = {"cv": 5, "scoring": "r2", "average_repetitions": "trial" in target.dims, **dict(bench.options)}
+    opts.setdefault("progress", False)
+    if isinstance(opts["cv"], int):  # shuffled folds: stimulus order is often by category
+        opts["cv"] = KFold(opts["cv"], shuffle=True, random_state=seed)
+    n_stim = len(stimulus_ids(target))
 
-    full = layer_scores(target)  # (layer, voxel)
+    def _reduce(da):
+        other = [d for d in da.dims if d not in ("fold", feature_dim)]
+        return da.mean(other) if other else da  # e.g. time
+
+    scores, outer, inner = [], [], []
+    for name in layers:
+        res = encoding.fit_encoding(acts[name], target, **opts)
+        scores.append(_reduce(res["score"]))
+        outer.append(_reduce(res["score_fold"]))
+        inner.append(_reduce(res["inner_score"]))
+    full = xr.concat(scores, dim=xr.DataArray(layers, dims="layer", name="layer"), coords="minimal",
+                     compat="override", join="override").transpose("layer", feature_dim)
     profile = full.mean(feature_dim).values.astype(float)
 
-    # bootstrap over voxels of the mean score
+    # bootstrap over targets (voxels/channels) of the mean score
     ci_low = ci_high = np.full(len(layers), np.nan)
     ci_method = "none"
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
         vals = full.values
         n_vox = vals.shape[1]
-        boot = np.empty((n_bootstrap, len(layers)))
-        for i in range(n_bootstrap):
-            boot[i] = np.nanmean(vals[:, rng.integers(0, n_vox, n_vox)], axis=1)
-        ci_low, ci_high = np.nanpercentile(boot, 2.5, axis=0), np.nanpercentile(boot, 97.5, axis=0)
+        idx = rng.integers(0, n_vox, size=(n_bootstrap, n_vox))
+        boot = np.nanmean(vals[:, idx], axis=2)  # (layer, bootstrap)
+        ci_low, ci_high = np.nanpercentile(boot, 2.5, axis=1), np.nanpercentile(boot, 97.5, axis=1)
         ci_method = f"95% bootstrap percentile interval over {feature_dim}s ({n_bootstrap} resamples)"
 
+    # ceiling: explainable variance of the (repetition-averaged) data from split halves of repetitions
     lower = upper = np.nan
-    if bench.ceiling != "none" and "noise_ceiling" in target.coords:
-        nc = target["noise_ceiling"].values.astype(float)
-        lower = upper = float(np.nanmean(nc))
+    reps = None
+    if "trial" in target.dims:
+        _, counts = np.unique(np.asarray(target["stimulus"].values).astype(str), return_counts=True)
+        reps = int(np.median(counts))
+    if bench.ceiling != "none" and reps is not None and reps >= 2:
+        n_avg = reps if opts.get("average_repetitions") else 1
+        nc = encoding.noise_ceiling(target, method="split_half", n_average=n_avg, random_state=seed)
+        key = "r2" if opts.get("scoring", "r2") == "r2" else "r"
+        value = nc[key]
+        other = [d for d in value.dims if d != feature_dim]
+        value = value.mean(other) if other else value
+        lower = upper = float(value.mean())
 
-    dim = "stimulus" if "stimulus" in target.dims else "trial"
-    splits = half_splits(n_stim, bench.n_splits, seed=seed)[: bench.n_splits]
-    sel, test = [], []
-    all_ids = np.asarray(target["stimulus"].values)
-    for a, b in splits:
-        ids_a = np.asarray(ids, dtype=object)[a]
-        ids_b = np.asarray(ids, dtype=object)[b]
-        ta = target.isel({dim: np.flatnonzero(np.isin(all_ids, ids_a))})
-        tb = target.isel({dim: np.flatnonzero(np.isin(all_ids, ids_b))})
-        sel.append(layer_scores(ta).mean(feature_dim).values)
-        test.append(layer_scores(tb).mean(feature_dim).values)
-    held = select_layer_heldout(np.stack(sel), np.stack(test), layers)
+    # held-out selection, nested in the outer folds: the layer with the best inner-CV score on a fold's training
+    # stimuli is scored on that fold's held-out stimuli (the same folds for every layer)
+    sel = np.stack([f.mean(feature_dim).values for f in inner]).T  # (fold, layer)
+    test = np.stack([f.mean(feature_dim).values for f in outer]).T
+    held = select_layer_heldout(sel, test, layers)
+    splits = range(sel.shape[0])
     ds = _piece(bench, layers, profile, ci_low, ci_high, lower, upper, held, len(splits), n_stim,
                 int(target.sizes.get("subject", 1)), ci_method)
     return ds, {}

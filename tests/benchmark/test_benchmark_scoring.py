@@ -119,3 +119,22 @@ def test_benchmark_validates_its_fields():
     with pytest.raises(ValueError, match="without spaces"):
         Benchmark("my bench", data=lambda d: None)
     assert "half of the subjects" in Benchmark("x", data=lambda d: None, split="subject").selection_rule
+
+
+def test_encoding_benchmark_finds_the_planted_layer_and_ceiling():
+    acts = planted_features(n_stim=80, n_layers=4, n_units=10, seed=2)
+    sim = nb.datasets.simulate_encoding(acts, n_voxels=30, snr=2.0, n_repeats=4, true_space="L2", random_state=0)
+    bench = Benchmark("enc", data=lambda d: None, metric="encoding", options={"alphas": [0.1, 1.0, 10.0, 100.0]})
+    piece, _ = score_benchmark(bench, BenchmarkData(None, sim.responses), acts, n_bootstrap=100)
+    assert str(piece["selected_layer"].values) == "L2" and str(piece["best_layer"].values) == "L2"
+    assert float(piece["selection_frequency"].sel(layer="L2")) == 1.0
+    # held-out score of the chosen layer is the mean over outer folds of that layer's held-out score
+    assert float(piece["heldout_score"]) == pytest.approx(float(piece["score"].sel(layer="L2")), abs=1e-6)
+    assert float(piece["score"].sel(layer="L0")) < 0.05 < float(piece["score"].sel(layer="L2"))
+    # the split-half ceiling estimate is close to the true ceiling of repetition means, above the model's R2
+    true = float(sim.noise_ceiling.mean())
+    assert float(piece["ceiling_lower"]) == pytest.approx(true, abs=0.05)
+    assert float(piece["score"].sel(layer="L2")) < float(piece["ceiling_lower"]) + 0.02
+    assert float(piece["ci_low"].sel(layer="L2")) < float(piece["score"].sel(layer="L2")) < \
+        float(piece["ci_high"].sel(layer="L2"))
+    assert "nested cross-validation" in str(piece["selection_rule"].values)
