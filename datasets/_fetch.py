@@ -243,6 +243,7 @@ def fetch(name: str, *, data_dir: str | os.PathLike | None = None, files: Sequen
         return out
     reason = "downloads disabled (download=False)"
     failed: list[DatasetFile] = []
+    existed = folder.exists()
     if download:
         for i, f in enumerate(missing):
             try:
@@ -261,6 +262,8 @@ def fetch(name: str, *, data_dir: str | os.PathLike | None = None, files: Sequen
     else:
         failed = missing
     if failed:
+        if not existed and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # leave no empty folder behind after a failed download
         listing = "; ".join(f"{f.name} (from {f.url})" for f in failed)
         raise DatasetNotFoundError(
             f"{card.name}: {len(failed)} file(s) missing in {folder} and not downloaded ({reason}): {listing}. "

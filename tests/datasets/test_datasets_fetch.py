@@ -90,7 +90,7 @@ def test_network_failure_becomes_offline_error(tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError, match="download failed: ConnectionError") as info:
         nb.datasets.fetch(NAME, data_dir=tmp_path, files=[SMALL], progress=False)
     assert CARDS[NAME].files[2].url in str(info.value)
-    assert not (tmp_path / NAME / SMALL).exists()
+    assert not (tmp_path / NAME).exists()  # no empty folder left behind
 
 
 def test_corrupted_local_file_is_refused(mirror, tmp_path):
@@ -146,3 +146,11 @@ def test_sha256_memo_sees_changes(tmp_path):
     first = _fetch.sha256sum(p)
     p.write_bytes(b"abcd")
     assert _fetch.sha256sum(p) != first
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("name", sorted(n for n, c in CARDS.items() if c.files))
+def test_real_urls_download_and_verify(name, tmp_path):
+    paths = nb.datasets.fetch(name, data_dir=tmp_path, progress=False)
+    assert set(paths) == {f.name for f in CARDS[name].files}
+    assert all(s.status == "ok" for s in nb.datasets.verify(name, data_dir=tmp_path))
