@@ -536,18 +536,16 @@ def simulate_rsa(
             not isinstance(arr, xr.DataArray) and np.ndim(arr) == 2 and np.shape(arr)[0] == np.shape(arr)[1]
             and np.allclose(_as_numpy(arr), _as_numpy(arr).T) and np.allclose(np.diag(_as_numpy(arr)), 0))
         if square:
+            D = _as_numpy(arr).astype(np.float64)
             if isinstance(arr, xr.DataArray):
                 validate(arr, "rdm")
                 if arr.ndim != 2:
                     raise SchemaError(f"simulate_rsa: expected one (stimulus, stimulus2) RDM, found dims {arr.dims}; "
                                       "select or average the leading dims first")
                 ids = np.asarray(arr["stimulus"].values)
-            D = _as_numpy(arr).astype(np.float64)
-            _check_finite(D, "rdm")
-            if isinstance(arr, xr.DataArray):
-                pass
             else:
                 ids = np.asarray(stimulus) if stimulus is not None else np.array([f"stim{i:03d}" for i in range(D.shape[0])])
+            _check_finite(D, "rdm")
             n = D.shape[0]
             J = np.eye(n) - 1.0 / n
             B = -0.5 * J @ D @ J
