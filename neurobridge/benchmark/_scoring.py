@@ -165,16 +165,6 @@ def _summary(scores: xr.DataArray, bench: Benchmark) -> xr.DataArray:
     return scores
 
 
-def _has(name: str) -> bool:
-    return hasattr(_rsa_inference(), name)
-
-
-def _rsa_inference():
-    from neurobridge.rsa import _inference
-
-    return _inference
-
-
 def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.DataArray], *, n_bootstrap: int,
                seed: int, progress: bool) -> tuple[xr.Dataset, dict]:
     from neurobridge import rsa
@@ -196,13 +186,13 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
     full = rsa.compare(mrdm, brain, method=bench.compare)  # (layer, [subject], [time])
     profile = _summary(full, bench)
 
-    # ceiling
+    # ceiling (leave one subject out)
     n_subjects = int(brain.sizes.get("subject", 1))
     lower = upper = np.nan
     ceiling_time = None
-    if bench.ceiling != "none" and n_subjects >= 2 and _has("noise_ceiling"):
-        ceil = _rsa_inference().noise_ceiling(brain, dim="subject", method=bench.compare)
-        lo_da, up_da = _as_da(ceil.lower), _as_da(ceil.upper)
+    if bench.ceiling != "none" and n_subjects >= 2:
+        ceil = rsa.noise_ceiling(brain, bench.compare, subject_dim="subject")
+        lo_da, up_da = ceil["lower"], ceil["upper"]
         if "time" in lo_da.dims:
             ceiling_time = (lo_da, up_da)
             lo_da = lo_da.isel(time=_window(bench, lo_da["time"].values)).mean("time")
@@ -212,18 +202,21 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
         raise ValueError(f"benchmark {bench.name!r} asks for a subject noise ceiling but its brain data have "
                          f"{n_subjects} subject(s); use ceiling='none' or provide a 'subject' dim")
 
-    # bootstrap CIs of the per-layer profile
+    # bootstrap CIs of the per-layer profile (of the time-window mean for time-resolved data)
     ci_low = ci_high = np.full(len(layers), np.nan)
     ci_method = "none"
     n_stim = len(ids)
-    if n_bootstrap > 0 and n_stim >= 10 and _has("bootstrap"):
+    if n_bootstrap > 0 and n_stim >= 10:
         over = "both" if n_subjects >= 2 else "stimulus"
-        ci = _rsa_inference().bootstrap(mrdm, brain, method=bench.compare, over=over, n_bootstrap=n_bootstrap,
-                                        seed=seed, progress=progress)
-        lo_da, hi_da = _summary(_as_da(ci.ci_low), bench), _summary(_as_da(ci.ci_high), bench)
-        ci_low, ci_high = lo_da.values.astype(float), hi_da.values.astype(float)
-        ci_method = f"95% bootstrap percentile interval over {'stimuli and subjects' if over == 'both' else 'stimuli'} " \
-                    f"({n_bootstrap} resamples)"
+        ev = rsa.evaluate_models(brain, mrdm, bench.compare, over=over, n_bootstraps=n_bootstrap,
+                                 model_dim="layer", noise_ceiling=False, seed=seed, progress=progress)
+        boot = ev["bootstrap"]
+        if "time" in boot.dims:
+            boot = boot.isel(time=_window(bench, boot["time"].values)).mean("time")
+        b = boot.transpose("bootstrap", "layer").values
+        ci_low, ci_high = np.nanpercentile(b, 2.5, axis=0), np.nanpercentile(b, 97.5, axis=0)
+        what = "stimuli and subjects" if over == "both" else "stimuli"
+        ci_method = f"95% bootstrap percentile interval over {what} ({n_bootstrap} resamples, nb.rsa.evaluate_models)"
     elif n_bootstrap > 0:
         logger.info("%s: %d stimuli are too few for a stimulus bootstrap; no CI", bench.name, n_stim)
 
@@ -278,12 +271,6 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
             ds["ceiling_upper_time"] = ceiling_time[1].astype(float)
     extras = {"model_rdms": mrdm, "brain_rdm": brain.mean("subject") if "subject" in brain.dims else brain}
     return ds, extras
-
-
-def _as_da(x) -> xr.DataArray:
-    if isinstance(x, xr.DataArray):
-        return x
-    return xr.DataArray(np.asarray(x, dtype=float))
 
 
 # --------------------------------------------------------------------------------------------- encoding
