@@ -83,7 +83,7 @@ def trial_betas(
     dtype : numpy dtype
         Data type of the betas.
     progress : bool
-        Show a tqdm progress bar over trials (LSS and contrast computation).
+        Show a tqdm progress bar over the LSS trials (LSA is a single fit).
 
     Returns
     -------
