@@ -103,3 +103,10 @@ def test_validate_rejects_non_numeric_stimulus_layout():
                       coords={"stimulus": (("trial", "voxel"), np.zeros((2, 3)))})
     with pytest.raises(SchemaError, match=r"coordinate 'stimulus' has dims \('trial', 'voxel'\)"):
         nb.core.validate(da, "fmri_responses")
+
+
+def test_roi_averaged_fmri_is_a_valid_container():
+    roi = nb.core.fmri_responses(np.zeros((2, 3)), stimulus=["a", "b"]).rename(voxel="roi")
+    assert nb.core.validate(roi, "fmri_responses") is roi
+    with pytest.raises(SchemaError, match=r"expected dims \(trial\|stimulus x voxel\|roi\)"):
+        nb.core.validate(roi.expand_dims(voxel=1).transpose("trial", "voxel", "roi"), "fmri_responses")
