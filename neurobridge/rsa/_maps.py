@@ -119,8 +119,13 @@ def _model_vectors(models, uniques, *, model_metric: str, dtype, device):
 
 
 def _compare_block(vb: torch.Tensor, vm: torch.Tensor, prepared_m: torch.Tensor | None, method: str, cov):
-    """(..., n_pairs) brain vectors against (M, n_pairs) model vectors -> (..., M)."""
+    """(..., n_pairs) brain vectors against (M, n_pairs) model vectors -> (..., M); may modify ``vb``."""
     if prepared_m is not None:
+        if method in ("pearson", "cosine"):  # in place: vb is a scratch buffer
+            if method == "pearson":
+                vb.sub_(vb.mean(-1, keepdim=True))
+            norm = torch.linalg.vector_norm(vb, dim=-1, keepdim=True)
+            return vb.div_(torch.where(norm > 0, norm, torch.ones_like(norm))) @ prepared_m.T
         return _prepare(vb, method) @ prepared_m.T
     return compare_vectors(vb[..., None, :], vm, method, cov=cov)
 
@@ -182,10 +187,16 @@ def time_resolved_rsa(
     bs = batch_size or _auto_batch(n, per, itemsize=x.element_size())
     out = torch.empty(n_items, vm.shape[0], dtype=x.dtype, device=x.device)
     starts = range(0, n_items, bs)
+    ws = _Workspace(x.dtype, x.device)
+    iu, ju = torch.triu_indices(n, n, offset=1, device=x.device)
     for s in _progress(starts, len(starts), "time-resolved RSA", progress):
         block = xf[s:s + bs]
-        v = (crossnobis_tensor(block, counts, condensed=True) if counts is not None
-             else rdm_tensor(block, metric, condensed=True))
+        if counts is None and metric in ("correlation", "cosine", "euclidean"):
+            v = _pattern_distances(block, metric, iu, ju, ws)
+        elif counts is not None:
+            v = crossnobis_tensor(block, counts, condensed=True)
+        else:
+            v = rdm_tensor(block, metric, condensed=True)
         out[s:s + bs] = _compare_block(v, vm, prepared, method, cov)
     out = out.T.reshape(*m_shape, *lead_shape)
     coords = _lead_coords(m, m_lead)
@@ -230,6 +241,88 @@ def sphere_neighbourhoods(positions, radius: float, centers: Sequence[int] | Non
     tree = cKDTree(pos)
     hits = tree.query_ball_point(pos[idx], r=float(radius) * (1 + 1e-12))
     return [np.sort(np.asarray(h, dtype=np.int64)) for h in hits]
+
+
+class _Workspace:
+    """Reusable buffers for batch loops: CPU allocations of large tensors page-fault on every batch."""
+
+    def __init__(self, dtype: torch.dtype, device: torch.device):
+        self.dtype, self.device, self.bufs = dtype, device, {}
+
+    def __call__(self, name: str, shape: Sequence[int], dtype: torch.dtype | None = None) -> torch.Tensor:
+        numel = math.prod(shape)
+        buf = self.bufs.get(name)
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(numel, dtype=dtype or self.dtype, device=self.device)
+            self.bufs[name] = buf
+        return buf[:numel].view(*shape)
+
+
+def _pattern_distances(x: torch.Tensor, metric: str, iu: torch.Tensor, ju: torch.Tensor, ws: _Workspace):
+    """Condensed correlation/cosine/euclidean RDMs of (b, n, p) patterns into workspace buffers."""
+    b, n, p_feat = x.shape
+    if metric in ("correlation", "cosine"):
+        xc = x - x.mean(-1, keepdim=True) if metric == "correlation" else x.clone()
+        norm = torch.linalg.vector_norm(xc, dim=-1, keepdim=True)
+        if bool((norm == 0).any()):
+            raise ValueError(f"{metric} distance is undefined for a pattern with zero "
+                             f"{'variance' if metric == 'correlation' else 'norm'} across features")
+        xc.div_(norm)
+    else:
+        xc = x
+    k = ws("k", (b, n, n))
+    torch.matmul(xc, xc.transpose(-1, -2), out=k)
+    if metric == "euclidean":
+        sq = torch.diagonal(k, dim1=-2, dim2=-1).clone()
+        k.mul_(-2.0).add_(sq[..., :, None]).add_(sq[..., None, :]).div_(p_feat)
+    pij = ws("pij", (b, iu.shape[0]))
+    torch.index_select(k.view(b, n * n), -1, iu * n + ju, out=pij)
+    return pij if metric == "euclidean" else pij.neg_().add_(1.0)
+
+
+def _sphere_distances(xt: torch.Tensor, idx: torch.Tensor, k: torch.Tensor, metric: str, iu: torch.Tensor,
+                      ju: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+    """Condensed RDMs of the zero-padded neighbourhoods ``idx`` (c, K) of xt (L, p + 1, n); k real features.
+
+    Uses only the inner products ``P = g^T g`` (one batched GEMM, padding contributes nothing) and the
+    per-pattern sums and sums of squares, so the padded block is never centred or masked. Returns a
+    workspace buffer (L, c, n_pairs), valid until the next call.
+    """
+    n_lead, _, n = xt.shape
+    c, kmax = idx.shape
+    n_pairs = iu.shape[0]
+    g = ws("g", (n_lead, c * kmax, n))
+    for li in range(n_lead):
+        torch.index_select(xt[li], 0, idx.reshape(-1), out=g[li])
+    g = g.view(n_lead, c, kmax, n)
+    p = ws("p", (n_lead, c, n, n))
+    torch.matmul(g.transpose(-1, -2), g, out=p)
+    kk = k[:, None, None]
+    if metric == "correlation":
+        # P - s s^T / k (in place, one batched rank-1 update) is the centred cross-product
+        sm = ws("sm", (n_lead, c, n))
+        torch.sum(g, -2, out=sm)
+        sm.div_(k[:, None].sqrt())
+        flat = p.view(n_lead * c, n, n)
+        flat.baddbmm_(sm.view(n_lead * c, n, 1), sm.view(n_lead * c, 1, n), alpha=-1.0)
+    if metric in ("correlation", "cosine"):
+        d = torch.diagonal(p, dim1=-2, dim2=-1)
+        if bool((d <= 0).any()):
+            raise ValueError(f"{metric} distance is undefined for a pattern with zero "
+                             f"{'variance' if metric == 'correlation' else 'norm'} in a searchlight; use "
+                             "metric='euclidean' or drop constant voxels")
+        inv = ws("inv", (n_lead, c, n))
+        torch.rsqrt(d, out=inv)
+        p.mul_(inv[..., :, None]).mul_(inv[..., None, :])
+    else:  # euclidean
+        ss = ws("inv", (n_lead, c, n))
+        ss.copy_(torch.diagonal(p, dim1=-2, dim2=-1))
+        p.mul_(-2.0).add_(ss[..., :, None]).add_(ss[..., None, :]).div_(kk)
+    pij = ws("pij", (n_lead, c, n_pairs))
+    torch.index_select(p.view(n_lead, c, n * n), -1, iu * n + ju, out=pij)
+    if metric == "euclidean":
+        return pij
+    return pij.neg_().add_(1.0)
 
 
 def _coord_names(da: xr.DataArray, f: str, coords) -> list[str]:
@@ -323,15 +416,23 @@ def searchlight(
     n_c = len(hoods)
     out = torch.empty(n_lead, n_c, vm.shape[0], dtype=x.dtype, device=x.device)
     starts = range(0, n_c, bs)
+    fast = counts is None and metric in ("correlation", "cosine", "euclidean")
+    if fast:
+        xt = xf.transpose(-1, -2).contiguous()  # (L, p + 1, n): gather rows -> contiguous (c, K, n) blocks
+        iu, ju = torch.triu_indices(n, n, offset=1, device=x.device)
+        ws = _Workspace(x.dtype, x.device)
     for s in _progress(starts, len(starts), "searchlight", progress):
         idx = index[s:s + bs]
-        g = xf[..., idx]  # (L, *core, c, K)
-        g = g.movedim(-2, 1)  # (L, c, *core, K)
         v = valid[s:s + bs]
-        if counts is not None:
-            vec = crossnobis_tensor(g, counts, valid=v, condensed=True)
+        if fast:
+            vec = _sphere_distances(xt, idx, v.sum(-1).to(x.dtype), metric, iu, ju, ws)
         else:
-            vec = rdm_tensor(g, metric, valid=v, condensed=True)
+            g = xf[..., idx]  # (L, *core, c, K)
+            g = g.movedim(-2, 1)  # (L, c, *core, K)
+            if counts is not None:
+                vec = crossnobis_tensor(g, counts, valid=v, condensed=True)
+            else:
+                vec = rdm_tensor(g, metric, valid=v, condensed=True)
         out[:, s:s + bs] = _compare_block(vec, vm, prepared, method, cov)
     out = out.permute(2, 0, 1).reshape(*m_shape, *lead_shape, n_c)
     coords_out = _lead_coords(m, m_lead)

@@ -50,7 +50,7 @@ def condensed_tensor(square: torch.Tensor) -> torch.Tensor:
     """
     n = square.shape[-1]
     i, j = torch.triu_indices(n, n, offset=1, device=square.device)
-    return square[..., i, j]
+    return square.reshape(*square.shape[:-2], n * n).index_select(-1, i * n + j)
 
 
 def square_tensor(vectors: torch.Tensor, diagonal: float = 0.0) -> torch.Tensor:
@@ -80,13 +80,14 @@ def _from_kernel(k: torch.Tensor, kind: str, n_feat, condensed: bool) -> torch.T
     n = k.shape[-1]
     if condensed:
         i, j = torch.triu_indices(n, n, offset=1, device=k.device)
-        kij = k[..., i, j]
+        kf = k.reshape(*k.shape[:-2], n * n)
+        kij = kf.index_select(-1, i * n + j)
         if kind == "one_minus":
             return kij.neg_().add_(1.0)
-        d = torch.diagonal(k, dim1=-2, dim2=-1)
-        out = d[..., i] + d[..., j]
+        d = torch.diagonal(k, dim1=-2, dim2=-1).contiguous()
+        out = d.index_select(-1, i).add_(d.index_select(-1, j))
         out.sub_(kij)
-        out.sub_(kij if kind == "sym" else k[..., j, i])
+        out.sub_(kij if kind == "sym" else kf.index_select(-1, j * n + i))
         return out.div_(n_feat[..., 0] if isinstance(n_feat, torch.Tensor) else n_feat)
     if kind == "one_minus":
         return _finish(1.0 - k)
