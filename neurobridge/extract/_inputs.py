@@ -198,14 +198,18 @@ class Batch(NamedTuple):
 
 
 def _default_tensor(raw: Any) -> Any:
+    """Stimuli that are already model input: tensors as they are; uint8 ``(n, h, w, 3)`` images -> float
+    ``(n, 3, h, w)`` in [0, 1]; other integer arrays -> int64 (token ids); floating arrays -> float32."""
     if isinstance(raw, torch.Tensor):
-        return raw if raw.is_floating_point() else raw.float()
+        return raw
     arr = np.asarray(raw)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"cannot turn stimuli of dtype {arr.dtype} into a tensor; pass preprocess=... "
                         "(a callable from a batch of stimuli to the model's input)")
     if arr.dtype == np.uint8 and arr.ndim == 4 and arr.shape[-1] in (1, 3):
         return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(255.0)
+    if arr.dtype.kind in "biu":
+        return torch.as_tensor(arr, dtype=torch.int64)
     return torch.as_tensor(arr, dtype=torch.float32)
 
 

@@ -4,11 +4,11 @@ Store layout (``path.zarr``)::
 
     zarr.json                 root attrs: layers, model, pooling, batch_size, stats, compress, complete, ...
     stimulus                  all stimulus ids, written when the store is created
-    .neurobridge_progress.npz the commit record: number of committed rows, running statistics, int8 errors
+    .neurobridge_progress.npz the commit record: number of committed rows, layer names, running statistics
+                              (the ``stats`` node is built from them on read), int8 errors
     <layer>/activations       (stimulus, unit) or (stimulus, token|space, unit); float32, or int8 codes
     <layer>/scale             (block, unit) float32 int8 scales, one row per written batch (compress="int8")
     <layer>/token_mask        (stimulus, token) bool when a padded token dim is kept
-    stats/<layer>             written when the run completes (the same statistics as the in-memory result)
 
 Chunks along ``stimulus`` are exactly one batch, so writing a batch never touches the chunks of rows already
 committed. A batch is committed by atomically replacing the progress file (write to a temporary file, then
@@ -168,48 +168,43 @@ class ZarrSink:
         return handles[var]
 
     def _create_layer(self, name: str, out) -> None:
-        import dask.array as da
-
         values = out.values
         int8 = out.codes is not None
-        dtype = "int8" if int8 else "float32"
-        coords: dict = {"stimulus": self.ids, "unit": np.arange(values.shape[-1])}
-        data_vars: dict = {}
+        group = self._zarr.open_group(str(self.path), mode="a").create_group(name, overwrite=True)
         if values.ndim == 2:
-            dims = ("stimulus", "unit")
-            shape, chunks = (self.n, values.shape[1]), (self.batch_size, values.shape[1])
+            dims: tuple[str, ...] = ("stimulus", "unit")
         else:
-            tdim = "space" if out.kind == "space" else "token"
-            dims = ("stimulus", tdim, "unit")
-            shape = (self.n, values.shape[1], values.shape[2])
-            chunks = (self.batch_size, values.shape[1], values.shape[2])
-            coords[tdim] = np.arange(values.shape[1])
-            if out.token_mask is not None:
-                data_vars["token_mask"] = (("stimulus", tdim), da.zeros(shape[:2], chunks=chunks[:2], dtype=bool))
-        data_vars["activations"] = (dims, da.zeros(shape, chunks=chunks, dtype=dtype))
-        if int8:
-            n_blocks = -(-self.n // self.batch_size)
-            data_vars["scale"] = (("block", "unit"), da.zeros((n_blocks, shape[-1]), chunks=(1, shape[-1]),
-                                                               dtype="float32"))
-        ds = xr.Dataset(data_vars, coords=coords)
-        ds.attrs = {"layer": name, "model": self.attrs.get("model", ""), "kind": out.kind, "int8": int(int8)}
+            dims = ("stimulus", "space" if out.kind == "space" else "token", "unit")
+        shape = (self.n, *values.shape[1:])
+        chunks = (self.batch_size, *values.shape[1:])
+        handles = self.arrays[name] = {}
         with _quiet():
-            encoding = {v: {"_FillValue": None, "fill_value": False if ds[v].dtype == bool else 0}
-                        for v in ds.data_vars}
-            ds.to_zarr(self.path, group=name, mode="w", compute=False, consolidated=False, encoding=encoding)
+            handles["activations"] = group.create_array(
+                "activations", shape=shape, chunks=chunks, dtype="int8" if int8 else "float32", fill_value=0,
+                dimension_names=dims)
+            if values.ndim == 3 and out.token_mask is not None:
+                handles["token_mask"] = group.create_array(
+                    "token_mask", shape=shape[:2], chunks=chunks[:2], dtype="bool", fill_value=False,
+                    dimension_names=dims[:2])
+            if int8:
+                n_blocks = -(-self.n // self.batch_size)
+                handles["scale"] = group.create_array(
+                    "scale", shape=(n_blocks, shape[-1]), chunks=(1, shape[-1]), dtype="float32", fill_value=1.0,
+                    dimension_names=("block", "unit"))
+        group.attrs.update({"layer": name, "model": str(self.attrs.get("model", "")), "kind": out.kind,
+                            "int8": int(int8)})
         self.kinds[name] = out.kind
         if values.ndim == 3:
             self.tokens[name] = values.shape[1]
 
     def _grow_tokens(self, name: str, n_tokens: int) -> None:
-        """Widen the token dim of a layer (text with pooling='none'/'word': later batches may be longer)."""
-        tdim = "token"
+        """Widen the token dim of a layer (text with pooling='none'/'word': later batches may be longer).
+
+        Only array metadata changes (atomically); rows already written keep their chunks and read the new
+        positions as the fill value 0 / False."""
         for var in ("activations", "token_mask"):
             arr = self._array(name, var)
             arr.resize((arr.shape[0], n_tokens, *arr.shape[2:]))
-        coord = self._zarr.open_array(str(self.path / name / tdim), mode="r+")
-        coord.resize((n_tokens,))
-        coord[:] = np.arange(n_tokens)
         self.tokens[name] = n_tokens
 
     def write(self, row0: int, outputs: dict, running) -> None:
@@ -265,11 +260,6 @@ class ZarrSink:
         if not self.complete:
             if self.names is None:
                 raise RuntimeError(f"nothing was written to {self.path}")
-            if self.stats and self.running:
-                for name in self.names:
-                    ds = self.running[name].to_dataset(self.ids, layer=name, model=str(self.attrs.get("model", "")))
-                    with _quiet():
-                        ds.to_zarr(self.path, group=f"stats/{name}", mode="w", consolidated=False)
             for name in self.names:
                 e = self.err.get(name)
                 if e and e[1] > 0:
@@ -282,13 +272,24 @@ class ZarrSink:
 
 
 def _dequantize(ds: xr.Dataset, batch_size: int) -> xr.Dataset:
+    """``codes * scale[row // batch_size]``; the stimulus chunks are whole batches, so chunk i uses scale row i."""
     codes = ds["activations"]
-    block = xr.DataArray(np.arange(codes.sizes["stimulus"]) // batch_size, dims="stimulus")
-    scale = ds["scale"].isel(block=block)
-    values = (codes.astype("float32") * scale).astype("float32")
-    values.attrs = dict(codes.attrs)
-    out = ds.drop_vars(["scale"]).drop_dims("block", errors="ignore")
-    out["activations"] = values.transpose(*codes.dims)
+    scale = np.asarray(ds["scale"].values, dtype=np.float32)
+    data = codes.data
+    if hasattr(data, "map_blocks") and all(c == batch_size for c in data.chunks[0][:-1]):
+        shape = (-1,) + (1,) * (codes.ndim - 2) + (scale.shape[1],)
+
+        def block(c, block_id=None):
+            return c.astype(np.float32) * scale[block_id[0]].reshape(shape[1:])[None]
+
+        values = data.map_blocks(block, dtype=np.float32)
+    else:
+        rows = np.arange(codes.sizes["stimulus"]) // batch_size
+        s = scale[rows].reshape(len(rows), *([1] * (codes.ndim - 2)), scale.shape[1])
+        values = np.asarray(data, dtype=np.float32) * s
+    out = ds.drop_vars(["scale", "activations"])
+    out = out.drop_dims("block", errors="ignore")
+    out["activations"] = (codes.dims, values)
     return out
 
 
@@ -342,21 +343,20 @@ def open_store(path: str | os.PathLike, *, chunks: dict | None = None) -> xr.Dat
         ds = tree[name].to_dataset(inherit=True).isel(stimulus=slice(0, committed))
         if int(ds.attrs.get("int8", 0)):
             ds = _dequantize(ds, batch_size)
+        for dim in ("unit", "token", "space"):
+            if dim in ds.dims and dim not in ds.coords:
+                ds = ds.assign_coords({dim: np.arange(ds.sizes[dim])})
         layer_attrs = {k: v for k, v in ds.attrs.items() if k not in ("int8", "kind")}
         ds.attrs = {**{k: root_attrs[k] for k in ("model", "pooling")}, **layer_attrs, "layer": name}
         if "token_mask" in ds:
             ds["token_mask"] = ds["token_mask"].astype(bool)
         ds["activations"].attrs = {"modality": "activations", "layer": name, "model": root_attrs["model"]}
         nodes[name] = ds
-    if int(attrs.get("stats", 0)) and names:
-        if root_attrs["complete"] and "stats" in tree.children:
-            for name in names:
-                nodes[f"stats/{name}"] = tree["stats"][name].to_dataset(inherit=False).load()
-        elif prog is not None and committed:
-            arrays = prog["arrays"]
-            for i, name in enumerate(names):
-                rs = RunningStats.from_state({f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS}, 0)
-                nodes[f"stats/{name}"] = rs.to_dataset(ids, layer=name, model=str(root_attrs["model"]))
+    if int(attrs.get("stats", 0)) and names and prog is not None and committed:
+        arrays = prog["arrays"]
+        for i, name in enumerate(names):
+            rs = RunningStats.from_state({f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS}, 0)
+            nodes[f"stats/{name}"] = rs.to_dataset(ids, layer=name, model=str(root_attrs["model"]))
     return xr.DataTree.from_dict(nodes)
 
 
