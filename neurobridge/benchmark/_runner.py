@@ -284,6 +284,7 @@ def run(
     extras: dict[tuple[str, str], dict] = {}
     model_info: dict[str, dict] = {}
     skipped: dict[str, dict[str, str]] = {}
+    bar = tqdm(total=len(specs) * len(benches), desc="score", disable=not progress, unit="benchmark")
     for label, spec in specs.items():
         model = _load_model(spec, device)
         model_info[label] = {"spec": spec if isinstance(spec, str) else model.name, "loaded_as": model.name,
@@ -306,11 +307,16 @@ def run(
                                bench.rdm_metric == "correlation")
             skipped.setdefault(label, {}).update(bad)
             usable = {k: v for k, v in acts.items() if k not in bad}
+            bar.set_postfix_str(f"{label} on {bench.name}")
             piece, ex = score_benchmark(bench, d, usable, n_bootstrap=n_bootstrap, seed=seed, progress=progress)
+            bar.update(1)
+            logger.info("%s on %s: held-out layer %s, score %.3f", label, bench.name,
+                        str(piece["selected_layer"].values), float(piece["heldout_score"]))
             pieces[(label, bench.name)] = piece
             extras[(label, bench.name)] = ex
             model_info[label]["layers"] = list(acts)
 
+    bar.close()
     ds = combine(pieces)
     wall = time.perf_counter() - t0
     provenance = {

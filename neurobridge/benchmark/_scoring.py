@@ -209,7 +209,8 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
     if n_bootstrap > 0 and n_stim >= 10:
         over = "both" if n_subjects >= 2 else "stimulus"
         ev = rsa.evaluate_models(brain, mrdm, bench.compare, over=over, n_bootstraps=n_bootstrap,
-                                 model_dim="layer", noise_ceiling=False, seed=seed, progress=progress)
+                                 model_dim="layer", noise_ceiling=False, seed=seed, progress=progress,
+                                 dtype="float32")
         boot = ev["bootstrap"]
         if "time" in boot.dims:
             boot = boot.isel(time=_window(bench, boot["time"].values)).mean("time")
@@ -375,8 +376,8 @@ def _piece(bench, layers, profile, ci_low, ci_high, lower, upper, held, n_splits
             "n_subjects": int(n_subjects),
             "n_splits": int(n_splits),
             "selection_rule": bench.selection_rule,
-            "metric": f"{bench.metric} ({bench.rdm_metric} RDMs, {bench.compare})" if bench.metric == "rsa"
-            else "encoding (cross-validated ridge, mean score over targets)",
+            "metric": f"RSA: {bench.compare} of {bench.rdm_metric}-distance RDMs" if bench.metric == "rsa"
+            else "encoding: cross-validated ridge, mean held-out score",
             "ci_method": ci_method,
             "demo": int(bench.demo),
         },

@@ -18,6 +18,9 @@ from neurobridge.cli import main
 MODEL = "efficientnet_lite0"
 HIT, MIT = "kriegeskorte92-hit-rsa", "kriegeskorte92-mit-rsa"
 
+# one worker runs the shared default run (pytest -n 2 --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("benchmark_default_run")
+
 
 @pytest.fixture(scope="session")
 def default_run(data_dir, tmp_path_factory):
