@@ -270,11 +270,11 @@ def solve_ridge(X, Y, alpha=1.0, *, fit_intercept: bool = True, method: str = "a
 
 def _score_block(scoring: str, Yv: torch.Tensor, pred_or_res: torch.Tensor, denom: torch.Tensor | None):
     if scoring == "r2":
-        sse = pred_or_res.square().sum(0)
+        sse = torch.linalg.vecdot(pred_or_res, pred_or_res, dim=0)  # one pass, no squared copy
         out = 1 - sse / denom
         return torch.where(denom > 0, out, torch.zeros_like(out))
     if scoring == "neg_mse":
-        return -pred_or_res.square().mean(0)
+        return -torch.linalg.vecdot(pred_or_res, pred_or_res, dim=0) / pred_or_res.shape[0]
     # correlation between prediction and Yv
     p = pred_or_res - pred_or_res.mean(0)
     y = Yv - Yv.mean(0)
