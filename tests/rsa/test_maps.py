@@ -166,3 +166,22 @@ def test_map_errors():
         nb.rsa.sphere_neighbourhoods(np.zeros((3, 3)), 0.0)
     with pytest.raises(ValueError, match="unknown comparison"):
         nb.rsa.time_resolved_rsa(betas, model, method="foo")
+
+
+def test_searchlight_map_round_trips_to_nifti():
+    nib = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(7)
+    shape, n_stim = (5, 4, 3), 6
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    img = nib.Nifti1Image(rng.standard_normal((*shape, n_stim)).astype(np.float32), affine)
+    mask = np.zeros(shape, np.uint8)
+    mask[1:4, :, :] = 1
+    betas = nb.io.from_nifti(img, nib.Nifti1Image(mask, affine), stimulus=np.arange(n_stim), dim="stimulus")
+    model = nb.rsa.from_condensed(pdist(rng.standard_normal((n_stim, 2))), stimulus=np.arange(n_stim))
+    sl = nb.rsa.searchlight(betas, model, radius=2.5, progress=False)  # x, y, z in mm: 2 mm voxels
+    assert sl.dims == ("voxel",) and int(sl["n_features"].max()) == 7
+    out = nb.io.to_nifti(sl)
+    vol = np.asarray(out.dataobj)
+    assert vol.shape == shape
+    np.testing.assert_allclose(vol[sl["i"].values, sl["j"].values, sl["k"].values], sl.values, rtol=1e-6)
+    assert np.all(vol[mask == 0] == 0)
