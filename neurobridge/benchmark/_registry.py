@@ -368,7 +368,7 @@ def from_toml(path: str | os.PathLike, *, register_it: bool = True) -> Benchmark
     --------
     >>> import tempfile, pathlib, numpy as np, neurobridge as nb
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> nb.save(nb.core.rdm(np.ones((3, 3)) - np.eye(3), stimulus=list("abc")), d / "brain.nc")
+    >>> _ = nb.save(nb.core.rdm(np.ones((3, 3)) - np.eye(3), stimulus=list("abc")), d / "brain.nc")
     >>> _ = (d / "stim.txt").write_text("a cat\\na dog\\na car\\n")
     >>> _ = (d / "b.toml").write_text('[benchmark]\\nname = "toy"\\nbrain = "brain.nc"\\nstimuli = "stim.txt"\\nmodality = "text"\\n')
     >>> from_toml(d / "b.toml", register_it=False).modality

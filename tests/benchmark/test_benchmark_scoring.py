@@ -53,7 +53,7 @@ def test_heldout_score_is_not_inflated_under_the_null():
         acts = planted_features(n_stim=24, n_layers=8, seed=seed)
         other = planted_features(n_stim=24, n_layers=1, seed=100 + seed)
         brain = planted_rdms(other, "L0", n_subjects=2, noise=0.5, seed=seed)
-        piece, _ = score_benchmark(_bench(n_splits=10), BenchmarkData(None, brain), acts, n_bootstrap=0)
+        piece, _ = score_benchmark(_bench(n_splits=6), BenchmarkData(None, brain), acts, n_bootstrap=0)
         heldout.append(float(piece["heldout_score"]))
         best.append(float(piece["best_score"]))
     assert np.mean(best) > np.mean(heldout) + 0.03
@@ -122,9 +122,9 @@ def test_benchmark_validates_its_fields():
 
 
 def test_encoding_benchmark_finds_the_planted_layer_and_ceiling():
-    acts = planted_features(n_stim=80, n_layers=4, n_units=10, seed=2)
-    sim = nb.datasets.simulate_encoding(acts, n_voxels=30, snr=2.0, n_repeats=4, true_space="L2", random_state=0)
-    bench = Benchmark("enc", data=lambda d: None, metric="encoding", options={"alphas": [0.1, 1.0, 10.0, 100.0]})
+    acts = planted_features(n_stim=60, n_layers=3, n_units=10, seed=2)
+    sim = nb.datasets.simulate_encoding(acts, n_voxels=20, snr=2.0, n_repeats=4, true_space="L2", random_state=0)
+    bench = Benchmark("enc", data=lambda d: None, metric="encoding", options={"alphas": [0.1, 10.0, 1000.0]})
     piece, _ = score_benchmark(bench, BenchmarkData(None, sim.responses), acts, n_bootstrap=100)
     assert str(piece["selected_layer"].values) == "L2" and str(piece["best_layer"].values) == "L2"
     assert float(piece["selection_frequency"].sel(layer="L2")) == 1.0
