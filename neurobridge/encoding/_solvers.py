@@ -269,18 +269,41 @@ def solve_ridge(X, Y, alpha=1.0, *, fit_intercept: bool = True, method: str = "a
 
 
 def _score_block(scoring: str, Yv: torch.Tensor, pred_or_res: torch.Tensor, denom: torch.Tensor | None):
+    """Scores over the sample axis (-2) of residuals (r2, neg_mse) or predictions (correlation); a leading
+    alpha axis broadcasts."""
     if scoring == "r2":
-        sse = torch.linalg.vecdot(pred_or_res, pred_or_res, dim=0)  # one pass, no squared copy
+        sse = torch.linalg.vecdot(pred_or_res, pred_or_res, dim=-2)  # one pass, no squared copy
         out = 1 - sse / denom
         return torch.where(denom > 0, out, torch.zeros_like(out))
     if scoring == "neg_mse":
-        return -torch.linalg.vecdot(pred_or_res, pred_or_res, dim=0) / pred_or_res.shape[0]
+        return -torch.linalg.vecdot(pred_or_res, pred_or_res, dim=-2) / pred_or_res.shape[-2]
     # correlation between prediction and Yv
-    p = pred_or_res - pred_or_res.mean(0)
-    y = Yv - Yv.mean(0)
-    num = (p * y).sum(0)
-    den = (p.square().sum(0) * y.square().sum(0)).sqrt()
+    p = pred_or_res - pred_or_res.mean(-2, keepdim=True)
+    y = Yv - Yv.mean(-2, keepdim=True)
+    num = (p * y).sum(-2)
+    den = (p.square().sum(-2) * y.square().sum(-2)).sqrt()
     return torch.where(den > 0, num / den, torch.zeros_like(num))
+
+
+# Below this many bytes, the predictions of all alphas are computed in one batched GEMM: far fewer kernel
+# launches (which dominate small problems, above all on busy CPUs); above it, one GEMM per alpha keeps
+# the working set small (the GEMMs dominate anyway).
+_ALPHA_BATCH_BYTES = 32 * 2**20
+
+
+def _fold_scores(scoring, A, d, Bp, Yv, denom):
+    """Validation scores (n_alphas, tb) of one fold for all alphas: predictions ``(A * d_alpha) @ Bp``."""
+    n_alphas = d.shape[0]
+    if n_alphas * A.shape[0] * Bp.shape[1] * A.element_size() <= _ALPHA_BATCH_BYTES:
+        pred = torch.matmul(A[None] * d[:, None, :], Bp)  # (n_alphas, n_val, tb)
+        blk = pred if scoring == "correlation" else pred.neg_().add_(Yv)
+        return _score_block(scoring, Yv, blk, denom)
+    out = torch.empty(n_alphas, Bp.shape[1], dtype=A.dtype, device=A.device)
+    for ia in range(n_alphas):
+        Ad = A * d[ia]
+        blk = Ad @ Bp if scoring == "correlation" else torch.addmm(Yv, Ad, Bp, alpha=-1.0)  # residual
+        out[ia] = _score_block(scoring, Yv, blk, denom)
+    return out
 
 
 def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds, *, fit_intercept: bool,
@@ -315,13 +338,7 @@ def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds,
             Bp = Z.T @ Ytr  # Z is centred, so Z^T (Ytr - ym) == Z^T Ytr
             Yv = Yb[va_t] - ym
             denom = (Yv - Yv.mean(0)).square().sum(0) if scoring == "r2" else None
-            for ia in range(n_alphas):
-                Ad = A * d[ia]
-                if scoring == "correlation":
-                    blk = Ad @ Bp
-                else:
-                    blk = torch.addmm(Yv, Ad, Bp, alpha=-1.0)  # residual
-                scores[ia, b] += _score_block(scoring, Yv, blk, denom)
+            scores[:, b] += _fold_scores(scoring, A, d, Bp, Yv, denom)
     return scores / len(folds)
 
 
@@ -548,10 +565,7 @@ def solve_kernel_ridge_cv(K, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, 
             Bp = Q.T @ (Ytr - ym)
             Yv = Yb[va_t] - ym
             denom = (Yv - Yv.mean(0)).square().sum(0) if scoring == "r2" else None
-            for ia in range(len(a)):
-                Ad = A / (lam + a[ia])
-                blk = Ad @ Bp if scoring == "correlation" else torch.addmm(Yv, Ad, Bp, alpha=-1.0)
-                scores[ia, b] += _score_block(scoring, Yv, blk, denom)
+            scores[:, b] += _fold_scores(scoring, A, 1.0 / (lam[None, :] + a[:, None]), Bp, Yv, denom)
     scores /= len(fold_list)
     best = scores.argmax(0) if alpha_per_target else scores.mean(1).argmax().expand(n_t)
     alpha = a[best]

@@ -303,3 +303,14 @@ def test_banded_solver_function_shapes():
                                 random_state=0, progress=False)
     assert res.gamma.shape == (2, 3) and res.cv_scores.shape == (4, 3) and res.coef.shape == (6, 3)
     np.testing.assert_allclose(res.gamma.sum(0).numpy(), 1.0)
+
+
+@pytest.mark.parametrize("scoring", ["r2", "correlation", "neg_mse"])
+def test_alpha_batched_and_looped_paths_agree(monkeypatch, scoring):
+    from neurobridge.encoding import _solvers
+
+    X, Y = _data(90, 12, 9)
+    batched = solve_ridge_cv(torch.tensor(X), torch.tensor(Y), ALPHAS, 5, scoring=scoring, progress=False)
+    monkeypatch.setattr(_solvers, "_ALPHA_BATCH_BYTES", 0)
+    looped = solve_ridge_cv(torch.tensor(X), torch.tensor(Y), ALPHAS, 5, scoring=scoring, progress=False)
+    np.testing.assert_allclose(batched.cv_scores.numpy(), looped.cv_scores.numpy(), rtol=1e-10, atol=1e-12)
