@@ -118,25 +118,44 @@ def pool_stats(
     ([[2.0, 3.0, 4.0, 5.0]], 2)
     """
     _check(x, mask, pooling)
-    batch, tokens, _ = x.shape
+    batch, tokens, units = x.shape
     xf = x.to(torch.float32)
-    valid = torch.ones(batch, tokens, dtype=torch.bool, device=x.device) if mask is None else mask != 0
-    vf = valid.to(torch.float32)[..., None]
-    n_b = valid.sum(1)
+    # Written to keep at most two (batch, tokens, units) float temporaries alive at once (in-place ops), since
+    # this runs on every hooked layer output.
+    if mask is None:
+        valid = None
+        n_b = torch.full((batch,), tokens, dtype=torch.int64, device=x.device)
+    else:
+        valid = mask != 0
+        n_b = valid.sum(1)
     n = n_b.sum()
-    mean = (xf * vf).sum((0, 1)) / n.clamp_min(1).to(torch.float32)
-    m2 = (((xf - mean) * vf) ** 2).sum((0, 1))
-    ax = torch.where(valid[..., None], xf.abs(), torch.full_like(xf, -1.0))
+    vf = None if valid is None else valid.to(torch.float32)[..., None]
+    row_sum = xf.sum(1) if vf is None else (xf * vf).sum(1)
+    mean = row_sum.sum(0) / n.clamp_min(1).to(torch.float32)
+    d = xf - mean
+    if vf is not None:
+        d.mul_(vf)
+    m2 = d.square_().sum((0, 1))
+    del d
+    ax = xf.abs()
+    if valid is not None:
+        ax.masked_fill_(~valid[..., None], -1.0)
     row_argmax = ax.argmax(1)
     row_absmax = ax.gather(1, row_argmax[:, None, :])[:, 0]
+    del ax
     absmax = row_absmax.amax(0).clamp_min(0.0) if batch else torch.zeros_like(mean)
-    n_zero = ((xf == 0) & valid[..., None]).to(torch.float32).sum((0, 1))
-    n_pos = ((xf > 0) & valid[..., None]).to(torch.float32).sum((0, 1))
+    zero, pos = xf == 0, xf > 0
+    if valid is not None:
+        zero &= valid[..., None]
+        pos &= valid[..., None]
+    n_zero = zero.sum((0, 1)).to(torch.float32)
+    n_pos = pos.sum((0, 1)).to(torch.float32)
+    del zero, pos
     pooled = None
     if pooling == "mean":
-        pooled = (xf * vf).sum(1) / n_b.clamp_min(1).to(torch.float32)[:, None]
+        pooled = row_sum / n_b.clamp_min(1).to(torch.float32)[:, None]
     elif pooling == "max":
-        pooled = torch.where(valid[..., None], xf, torch.full_like(xf, -torch.inf)).amax(1)
+        pooled = (xf if valid is None else xf.masked_fill(~valid[..., None], -torch.inf)).amax(1)
         pooled = torch.where(n_b[:, None] > 0, pooled, torch.zeros_like(pooled))
     elif pooling in ("first", "last"):
         idx = pool_index(mask, batch, tokens, pooling, x.device)
