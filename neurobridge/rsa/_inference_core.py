@@ -140,6 +140,29 @@ def _wrank_groups(gid: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.gather(val, -1, gid)
 
 
+def _sorted_wranks(x: torch.Tensor, w: torch.Tensor, half_integers: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted mid-ranks of rows of x in *sorted* order: (order, ranks_sorted, weights_sorted), all (R, P).
+
+    Working in sorted order keeps the group scatter/gather sequential in memory (much faster on CPU);
+    callers gather their partner vectors with ``order`` instead of scattering the ranks back."""
+    flat = x.reshape(-1, x.shape[-1])
+    keys = None
+    if flat.device.type == "cpu" and flat.shape[-1] < 2**31:
+        keys = (flat * 2).to(torch.int64) if half_integers else _int_keys(flat)
+    if keys is not None:
+        packed = (keys << 32) | torch.arange(flat.shape[-1], dtype=torch.int64)
+        srt = torch.from_numpy(np.sort(packed.numpy(), axis=-1))
+        skeys, order = srt >> 32, srt & 0xFFFFFFFF
+    else:
+        skeys, order = torch.sort(flat, dim=-1)
+    gid = torch.zeros_like(order)
+    torch.cumsum(skeys[:, 1:] != skeys[:, :-1], dim=-1, out=gid[:, 1:])
+    ws = torch.gather(w.expand(x.shape).reshape(flat.shape), -1, order)
+    gsum = torch.zeros_like(ws).scatter_add_(-1, gid, ws)
+    val = torch.cumsum(gsum, -1) - gsum * 0.5 + 0.5
+    return order, torch.gather(val, -1, gid), ws
+
+
 def _wrank(x: torch.Tensor, w: torch.Tensor, half_integers: bool = False) -> torch.Tensor:
     """Weighted mid-ranks of x (..., P) for weights w broadcastable to x."""
     return _wrank_groups(_group_ids(x, half_integers), w)
@@ -450,15 +473,20 @@ def _ranked_batch(d, models, method, w, u, pre_d, pre_m, noise_ceiling):
     # ranks are invariant to the positive divisor of the mean: rank the exact sums
     single = (tot - u.unsqueeze(-1)).unsqueeze(-1) <= 0  # (b, S, 1, 1): one distinct subject drawn
     loo_sum = torch.where(single, total.unsqueeze(1), total.unsqueeze(1) - u.reshape(b, s, 1, 1) * rd)
-    wb = w.reshape(b, 1, p)
-    rp = _wrank(total, wb, True) - mid  # (b, L, P)
-    rpl = _wrank(loo_sum, w.reshape(b, 1, 1, p), True) - mid.unsqueeze(-1)  # (b, S, L, P)
+    # upper bound: one pooled row per sample and lead index; scatter its ranks back
+    order, rs, _ = _sorted_wranks(total, w.reshape(b, 1, p), True)
+    rp = torch.empty_like(rs).scatter_(-1, order, rs).reshape(b, n_lead, p) - mid  # (b, L, P)
     num_up = torch.einsum("blp,bslp->bsl", rp, wd)
-    num_lo = (rpl * wd).sum(-1)
+    # lower bound: one pooled row per subject; gather each subject's weighted ranks into its pool's order
+    order, rs, ws = _sorted_wranks(loo_sum, w.reshape(b, 1, 1, p), True)
+    rs = rs - mid.reshape(b, 1).expand(b, s * n_lead).reshape(-1, 1)
+    wds = torch.gather(wd.reshape(-1, p), -1, order)
+    num_lo = (rs * wds).sum(-1).reshape(b, s, n_lead)
+    vpl_sorted = (rs * rs * ws).sum(-1).reshape(b, s, n_lead)
     if method == "spearman":
         vd = (rdc * wd).sum(-1)
-        vp = (rp * rp * wb).sum(-1).unsqueeze(1)
-        vpl = (rpl * rpl * w.reshape(b, 1, 1, p)).sum(-1)
+        vp = (rp * rp * w.reshape(b, 1, p)).sum(-1).unsqueeze(1)
+        vpl = vpl_sorted
         up = num_up / torch.sqrt(vp * vd)
         lo = num_lo / torch.sqrt(vpl * vd)
     else:
