@@ -261,7 +261,7 @@ def run(
     >>> import neurobridge as nb
     >>> scores = nb.benchmark.run("efficientnet_lite0", "kriegeskorte92-mit-rsa", n_bootstrap=100)  # doctest: +SKIP
     >>> str(scores.selected_layer.sel(model="efficientnet_lite0", benchmark="kriegeskorte92-mit-rsa").values)  # doctest: +SKIP
-    'blocks.11'
+    'blocks.12'
     """
     from tqdm.auto import tqdm
 
