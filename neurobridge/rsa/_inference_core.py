@@ -140,23 +140,40 @@ def _wrank_groups(gid: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.gather(val, -1, gid)
 
 
+def _np_sorted_groups(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort rows of non-negative half-integers (sums of ranks) with numpy's integer sort.
+
+    Returns (order, tie-group id in sorted order). The keys are exact: the float32 bit pattern of a
+    non-negative float32 is order-preserving, and half-integers below 2**23 are exact in float32."""
+    p = flat.shape[-1]
+    vmax = float(flat.max()) if flat.numel() else 0.0
+    if vmax < 2**22 and float(flat.min()) >= 0:
+        keys = flat.to(torch.float32).contiguous().numpy().view(np.int32).astype(np.int64)
+    else:
+        keys = (flat.double() * 2).numpy().astype(np.int64)
+    keys <<= 32
+    keys |= np.arange(p, dtype=np.int64)
+    keys.sort(axis=-1)
+    order = keys & 0xFFFFFFFF
+    keys >>= 32
+    gid = np.zeros(keys.shape, dtype=np.int64)
+    np.cumsum(keys[:, 1:] != keys[:, :-1], axis=-1, out=gid[:, 1:])
+    return torch.from_numpy(order), torch.from_numpy(gid)
+
+
 def _sorted_wranks(x: torch.Tensor, w: torch.Tensor, half_integers: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weighted mid-ranks of rows of x in *sorted* order: (order, ranks_sorted, weights_sorted), all (R, P).
 
     Working in sorted order keeps the group scatter/gather sequential in memory (much faster on CPU);
     callers gather their partner vectors with ``order`` instead of scattering the ranks back."""
     flat = x.reshape(-1, x.shape[-1])
-    keys = None
-    if flat.device.type == "cpu" and flat.shape[-1] < 2**31:
-        keys = (flat * 2).to(torch.int64) if half_integers else _int_keys(flat)
-    if keys is not None:
-        packed = (keys << 32) | torch.arange(flat.shape[-1], dtype=torch.int64)
-        srt = torch.from_numpy(np.sort(packed.numpy(), axis=-1))
-        skeys, order = srt >> 32, srt & 0xFFFFFFFF
+    p = flat.shape[-1]
+    if flat.device.type == "cpu" and half_integers and p < 2**31:
+        order, gid = _np_sorted_groups(flat)
     else:
         skeys, order = torch.sort(flat, dim=-1)
-    gid = torch.zeros_like(order)
-    torch.cumsum(skeys[:, 1:] != skeys[:, :-1], dim=-1, out=gid[:, 1:])
+        gid = torch.zeros_like(order)
+        torch.cumsum(skeys[:, 1:] != skeys[:, :-1], dim=-1, out=gid[:, 1:])
     ws = torch.gather(w.expand(x.shape).reshape(flat.shape), -1, order)
     gsum = torch.zeros_like(ws).scatter_add_(-1, gid, ws)
     val = torch.cumsum(gsum, -1) - gsum * 0.5 + 0.5
