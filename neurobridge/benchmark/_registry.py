@@ -109,15 +109,24 @@ class Benchmark:
     @property
     def selection_rule(self) -> str:
         """One sentence saying how the reported layer is chosen (quoted in the report)."""
+        return self.describe_selection(self.n_splits)
+
+    def describe_selection(self, n_splits: int) -> str:
+        """The selection rule with the number of splits actually used.
+
+        Examples
+        --------
+        >>> Benchmark("x", data=lambda d: None, split="subject").describe_selection(6)
+        'best layer chosen on half of the subjects and scored on the other subjects; mean over 6 splits'
+        """
         if self.metric == "encoding":
             return ("best layer chosen by inner cross-validation on the training stimuli of each outer fold and "
-                    "scored on that fold's held-out stimuli (nested cross-validation); mean over folds")
+                    f"scored on that fold's held-out stimuli (nested cross-validation); mean over {n_splits} folds")
         what = {"stimulus": "a random half of the stimuli", "subject": "half of the subjects",
                 "time": "every other time sample"}[self.split]
         rest = {"stimulus": "the other half", "subject": "the other subjects",
                 "time": "the interleaved samples"}[self.split]
-        return (f"best layer chosen on {what} and scored on {rest}; mean over {self.n_splits} "
-                f"split{'s' if self.n_splits > 1 else ''}")
+        return f"best layer chosen on {what} and scored on {rest}; mean over {n_splits} split{'s' if n_splits > 1 else ''}"
 
 
 _REGISTRY: dict[str, Benchmark] = {}

@@ -329,7 +329,7 @@ def run(
         "models": model_info,
         "skipped_layers": skipped,
         "benchmarks": {b.name: {"dataset": b.dataset, "description": b.description, "citation": b.citation,
-                                "selection_rule": b.selection_rule, "demo": b.demo,
+                                "demo": b.demo,
                                 "data_files": dict(data[b.name].files), "info": {k: str(v) for k, v in
                                                                                  data[b.name].info.items()}}
                        for b in benches},
@@ -338,7 +338,9 @@ def run(
     }
     ds.attrs.update({"title": "neurobridge benchmark scores", "neurobridge_version": provenance["versions"].get(
         "neurobridge", ""), "created": provenance["started"], "normalisation": "score / ceiling_lower",
-        "layer_selection": "held out: " + "; ".join(f"{b.name}: {b.selection_rule}" for b in benches)})
+        "layer_selection": "held out: " + "; ".join(
+            f"{b}: {next((r for r in ds['selection_rule'].sel(benchmark=b).values.tolist() if r), '')}"
+            for b in ds["benchmark"].values.tolist())})
     if out is not None:
         from ._report import write_outputs
 

@@ -375,7 +375,7 @@ def _piece(bench, layers, profile, ci_low, ci_high, lower, upper, held, n_splits
             "n_stimuli": int(n_stim),
             "n_subjects": int(n_subjects),
             "n_splits": int(n_splits),
-            "selection_rule": bench.selection_rule,
+            "selection_rule": bench.describe_selection(int(n_splits)),
             "metric": f"RSA: {bench.compare} of {bench.rdm_metric}-distance RDMs" if bench.metric == "rsa"
             else "encoding: cross-validated ridge, mean held-out score",
             "ci_method": ci_method,

@@ -68,7 +68,9 @@ def test_heldout_selection_ceiling_and_cis(default_run):
     assert float(hit["heldout_score"]) < up
     assert float(hit["heldout_normalised_score"]) == pytest.approx(float(hit["heldout_score"]) / lo)
     assert np.isnan(float(scores.sel(model=MODEL, benchmark=MIT)["ceiling_lower"]))  # one RDM: no ceiling
-    assert "subject" in str(hit["selection_rule"].values)
+    # all 6 halvings of the 4 subjects
+    assert str(hit["selection_rule"].values).startswith("best layer chosen on half of the subjects")
+    assert str(hit["selection_rule"].values).endswith("mean over 6 splits") and int(hit["n_splits"]) == 6
 
 
 def test_output_files(default_run, data_dir):
