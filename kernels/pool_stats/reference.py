@@ -129,19 +129,29 @@ def pool_stats(
         valid = mask != 0
         n_b = valid.sum(1)
     n = n_b.sum()
-    vf = None if valid is None else valid.to(torch.float32)[..., None]
-    row_sum = xf.sum(1) if vf is None else (xf * vf).sum(1)
-    mean = row_sum.sum(0) / n.clamp_min(1).to(torch.float32)
-    d = xf - mean
-    if vf is not None:
+    row_sum = None
+    if valid is None:
+        if batch * tokens:
+            var, mean = torch.var_mean(xf, dim=(0, 1), correction=0)  # one fused pass
+            m2 = var * float(batch * tokens)
+        else:
+            mean = m2 = torch.zeros(units, dtype=torch.float32, device=x.device)
+    else:
+        vf = valid.to(torch.float32)[..., None]
+        row_sum = (xf * vf).sum(1)
+        mean = row_sum.sum(0) / n.clamp_min(1).to(torch.float32)
+        d = xf - mean
         d.mul_(vf)
-    m2 = d.square_().sum((0, 1))
-    del d
+        m2 = d.square_().sum((0, 1))
+        del d
     ax = xf.abs()
     if valid is not None:
         ax.masked_fill_(~valid[..., None], -1.0)
-    row_argmax = ax.argmax(1)
-    row_absmax = ax.gather(1, row_argmax[:, None, :])[:, 0]
+    if tokens:
+        row_absmax, row_argmax = ax.max(1)  # indices of the first maximum
+    else:
+        row_absmax = torch.full((batch, units), -1.0, device=x.device)
+        row_argmax = torch.zeros((batch, units), dtype=torch.int64, device=x.device)
     del ax
     absmax = row_absmax.amax(0).clamp_min(0.0) if batch else torch.zeros_like(mean)
     zero, pos = xf == 0, xf > 0
@@ -153,6 +163,7 @@ def pool_stats(
     del zero, pos
     pooled = None
     if pooling == "mean":
+        row_sum = xf.sum(1) if row_sum is None else row_sum
         pooled = row_sum / n_b.clamp_min(1).to(torch.float32)[:, None]
     elif pooling == "max":
         pooled = (xf if valid is None else xf.masked_fill(~valid[..., None], -torch.inf)).amax(1)
