@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,7 +32,6 @@ class ModelContext:
     default_layers: tuple[str, ...]
     device: torch.device
     sentence_transformer: bool = False
-    _saved: dict = field(default_factory=dict)
 
     @contextlib.contextmanager
     def activated(self) -> Iterator[None]:

@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -359,11 +358,3 @@ def open_store(path: str | os.PathLike, *, chunks: dict | None = None) -> xr.Dat
             nodes[f"stats/{name}"] = rs.to_dataset(ids, layer=name, model=str(root_attrs["model"]))
     return xr.DataTree.from_dict(nodes)
 
-
-def remove_store(path: str | os.PathLike) -> None:
-    """Delete an extraction store (refuses folders that are not one)."""
-    path = Path(path)
-    if path.exists():
-        if not (path / "zarr.json").exists():
-            raise ValueError(f"{path} is not a zarr store; not removing it")
-        shutil.rmtree(path)
