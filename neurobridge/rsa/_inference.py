@@ -244,12 +244,11 @@ def evaluate_models(
     --------
     >>> import numpy as np, neurobridge as nb
     >>> rng = np.random.default_rng(0)
-    >>> truth = rng.random((12, 12)); truth = truth + truth.T; np.fill_diagonal(truth, 0)
-    >>> noisy = [np.abs(truth + rng.normal(0, .3, (12, 12))) for _ in range(5)]
-    >>> data = nb.core.rdm(np.stack([(m + m.T) / 2 * (1 - np.eye(12)) for m in noisy]), dims=("subject",))
-    >>> models = nb.core.rdm(np.stack([truth, rng.random((12, 12)) * (1 - np.eye(12))]), dims=("model",))
-    >>> res = nb.rsa.evaluate_models(data, models.where(models == models.T, models.T), n_bootstraps=100, seed=0,
-    ...                              progress=False)
+    >>> sym = lambda m: (m + m.T) * (1 - np.eye(len(m)))
+    >>> truth = sym(rng.random((12, 12)))
+    >>> data = nb.core.rdm(np.stack([sym(truth + rng.random((12, 12)) * 0.5) for _ in range(5)]), dims=("subject",))
+    >>> models = nb.core.rdm(np.stack([truth, sym(rng.random((12, 12)))]), dims=("model",))
+    >>> res = nb.rsa.evaluate_models(data, models, n_bootstraps=100, seed=0, progress=False)
     >>> res.evaluation.dims, bool(res.evaluation[0] > res.evaluation[1])
     (('model',), True)
     """

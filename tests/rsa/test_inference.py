@@ -301,3 +301,18 @@ def test_fixed_evaluation_and_errors():
         nb.rsa.evaluate_models(da, mda, indices={"stimulus": np.full((3, 12), 20)}, progress=False)
     with pytest.raises(ValueError, match="share the dims"):
         nb.rsa.rdm_permutation_test(da, da, progress=False)
+
+
+@pytest.mark.parametrize("method", ["spearman", "cosine_cov", "kendall"])
+def test_bootstrap_broadcasts_over_lead_dims(method):
+    """A (subject, time, ...) data array gives the same samples as one call per time point."""
+    _, _, da, mda = _random_rdms(n_subjects=4, n=9, n_models=2)
+    stacked = xr.concat([da, da**2, np.sqrt(da)], dim=xr.DataArray([0.0, 0.1, 0.2], dims="time", name="time"))
+    idx = _draws("both", 5, 9, 4)
+    res = nb.rsa.evaluate_models(stacked, mda, method, over="both", indices=idx, progress=False)
+    assert res.bootstrap.dims == ("bootstrap", "model", "time")
+    for t in range(3):
+        one = nb.rsa.evaluate_models(stacked.isel(time=t), mda, method, over="both", indices=idx, progress=False)
+        np.testing.assert_allclose(res.bootstrap.isel(time=t).values, one.bootstrap.values, atol=1e-12)
+        np.testing.assert_allclose(res.noise_ceiling_lower_bootstrap.isel(time=t).values,
+                                   one.noise_ceiling_lower_bootstrap.values, atol=1e-12)
