@@ -25,6 +25,15 @@ TINY_MODEL = textwrap.dedent('''
         return LoadedModel("tiny_cnn", net.eval(), prep, "vision", default_layers=("0", "2", "6"))
 
 
+    def partly_dead(pretrained=True):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3), torch.nn.ReLU())
+        torch.nn.init.constant_(net[2].weight, 0.0)
+        torch.nn.init.constant_(net[2].bias, -1.0)  # layer "3" outputs 0 for every image
+        prep = ImagePreprocess(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+        return LoadedModel("partly_dead_cnn", net.eval(), prep, "vision", default_layers=("1", "3"))
+
+
     def dead(pretrained=True):
         net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
         torch.nn.init.constant_(net[0].weight, 0.0)

@@ -76,6 +76,19 @@ def test_model_without_usable_layers_says_which_and_why(tiny_model_file, tiny_be
         nb.benchmark.run(f"{tiny_model_file}:dead", "tiny-rsa", n_bootstrap=0, progress=False)
 
 
+def test_unusable_layers_are_skipped_and_reported(tmp_path, tiny_model_file, tiny_bench, caplog):
+    out = tmp_path / "res"
+    with caplog.at_level("WARNING", logger="neurobridge"):
+        scores = nb.benchmark.run({"pd": f"{tiny_model_file}:partly_dead"}, "tiny-rsa", out=out, n_bootstrap=0,
+                                  progress=False)
+    assert "skipping layer '3'" in caplog.text
+    s = scores.sel(model="pd", benchmark="tiny-rsa")
+    assert np.isfinite(float(s["score"].sel(layer="1"))) and "3" not in s["layer"].values
+    prov = json.loads((out / "provenance.json").read_text())["runs"][0]
+    assert "identical for all 24 stimuli" in prov["skipped_layers"]["pd"]["3"]
+    assert "skipped layer 3 of pd" in (out / "report.html").read_text()
+
+
 def test_unknown_model_suggests_close_names(tiny_bench):
     with pytest.raises(ValueError, match="efficientnet_lite0"):
         nb.benchmark.run("efficientnet_lte0", "tiny-rsa", progress=False)
@@ -117,3 +130,11 @@ def test_combine_and_split_round_trip_with_different_layers():
     back = nb.benchmark.split_pieces(ds)
     assert back[("m2", "b1")]["layer"].values.tolist() == ["x", "y", "z"]
     np.testing.assert_allclose(back[("m1", "b1")]["score"].values, [0.1, 0.2])
+    # a time-resolved piece next to a static one: score_time only where it exists; netCDF round trip
+    p3 = p1.assign(score_time=(("layer", "time"), np.arange(6.0).reshape(2, 3))).assign_coords(time=[0, 0.1, 0.2])
+    ds = nb.benchmark.combine({("m1", "meg"): p3, ("m1", "b1"): p1, ("m2", "b1"): p2})
+    assert ds["score_time"].dims == ("model", "benchmark", "layer", "time")
+    back = nb.benchmark.split_pieces(ds)
+    assert "time" not in back[("m1", "b1")].dims and str(back[("m1", "b1")]["selected_layer"].values) == "b"
+    np.testing.assert_allclose(back[("m1", "meg")]["score_time"].values, np.arange(6.0).reshape(2, 3))
+    assert ("m2", "meg") not in back
