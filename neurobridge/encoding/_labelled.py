@@ -14,10 +14,11 @@ import xarray as xr
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from ..core import SchemaError, align, check_finite, get_config, stimulus_ids
+from ..core import SchemaError, align, check_finite, get_config, resolve_device, stimulus_ids
 from ._cv import make_folds
 from ._estimators import BandedRidgeCV, RidgeCV, correlation_score, r2_score
-from ._solvers import DEFAULT_ALPHAS
+from ._memory import threads_for
+from ._solvers import DEFAULT_ALPHAS, _work
 
 __all__ = ["fit_encoding", "layer_sweep", "Design", "prepare_design"]
 
@@ -217,6 +218,13 @@ def _inner_cv(est, n_inner: int):
 
 def _crossval(design: Design, estimator, folds, score_fn, progress: bool):
     """Held-out predictions and per-fold scores (n_folds, n_targets), alphas per fold when available."""
+    n, p = design.X.shape
+    work = _work(n, p, design.Y.shape[1], 13, 6 * len(folds) * getattr(estimator, "n_iter", 1))
+    with threads_for(work, resolve_device(None)):
+        return _crossval_impl(design, estimator, folds, score_fn, progress)
+
+
+def _crossval_impl(design: Design, estimator, folds, score_fn, progress: bool):
     Y = torch.as_tensor(design.Y)
     preds = np.zeros_like(design.Y)
     fold_scores, fold_alphas, inner_scores = [], [], []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import torch
 
@@ -70,3 +72,31 @@ def target_batch_size(
     if size < 16:
         logger.warning("little free memory: processing %d targets at a time", size)
     return int(min(size, max(n_targets, 1)))
+
+
+# Below this many floating-point operations a solve runs single-threaded on CPU: small problems are a
+# stream of short kernels, and on a shared or oversubscribed CPU (other processes, pytest-xdist workers)
+# every multi-threaded kernel waits for a second core; a layer sweep of 160 stimuli x 384 units took 17.9 s
+# with 2 threads and 1.6 s with one on a busy 2-core machine. Large solves are GEMM-bound and keep all threads.
+SMALL_WORK_FLOPS = 2e10
+
+
+@contextlib.contextmanager
+def threads_for(work_flops: float, device: torch.device) -> Iterator[None]:
+    """Run the enclosed CPU work single-threaded when it is small (see ``SMALL_WORK_FLOPS``).
+
+    Examples
+    --------
+    >>> with threads_for(1e6, torch.device("cpu")):
+    ...     torch.get_num_threads()
+    1
+    """
+    n = torch.get_num_threads()
+    if device.type != "cpu" or work_flops >= SMALL_WORK_FLOPS or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)

@@ -23,6 +23,7 @@ training set, so LOO/GCV favour too little regularisation and overestimate score
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -30,9 +31,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core import as_tensor, get_config
+from ..core import as_tensor, get_config, resolve_device
 from ._cv import make_folds
-from ._memory import target_batch_size
+from ._memory import target_batch_size, threads_for
 
 __all__ = [
     "RidgeResult", "RidgeCVResult", "BandedRidgeCVResult", "KernelRidgeCVResult",
@@ -143,6 +144,33 @@ def _alphas(alphas, like: torch.Tensor) -> torch.Tensor:
     return a.to(device=like.device, dtype=like.dtype)
 
 
+def _work(n: int, p: int, t: int, n_alphas: int = 1, n_fits: int = 1) -> float:
+    """Rough flop count of a solve, to decide on threading."""
+    r = min(n, p)
+    return 2.0 * n_fits * (n * r * (t * (n_alphas + 1) + r))
+
+
+def _small_single_threaded(n_fits_key: str | None = None):
+    """Decorator: run a solver single-threaded on CPU when its work is small (see ``threads_for``)."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(X, Y, *args, **kwargs):
+            sx, sy = tuple(getattr(X, "shape", np.shape(X))), tuple(getattr(Y, "shape", np.shape(Y)))
+            n, p = sx[0], (sx[1] if len(sx) > 1 else 1)
+            t = sy[1] if len(sy) > 1 else 1
+            alphas = kwargs.get("alphas", args[0] if args and not isinstance(args[0], (int, float)) else None)
+            n_alphas = len(np.atleast_1d(alphas)) if alphas is not None else 11
+            n_fits = 6 * (kwargs.get(n_fits_key, 20) if n_fits_key else 1)
+            device = X.device if isinstance(X, torch.Tensor) else resolve_device(None)
+            with threads_for(_work(n, p, t, n_alphas, n_fits), device):
+                return fn(X, Y, *args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
 def _eigh(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric eigendecomposition in ``G``'s dtype (float32 is ~3x faster than float64 on CPU, as
     himalaya's float32 SVD), single-threaded on CPU.
@@ -222,6 +250,7 @@ def _refit(dec: _Decomp, Yc: torch.Tensor, alpha: torch.Tensor, batch: int) -> t
 
 
 # ------------------------------------------------------------------------------------------- solvers
+@_small_single_threaded()
 def solve_ridge(X, Y, alpha=1.0, *, fit_intercept: bool = True, method: str = "auto",
                 n_targets_batch: int | None = None) -> RidgeResult:
     """Ridge regression for many targets, one alpha per target or shared.
@@ -342,6 +371,7 @@ def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds,
     return scores / len(folds)
 
 
+@_small_single_threaded()
 def solve_ridge_cv(X, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, fit_intercept: bool = True,
                    scoring: str = "r2", method: str = "auto", alpha_per_target: bool = True,
                    return_weights: bool = True, n_targets_batch: int | None = None,
@@ -406,6 +436,7 @@ def _select_and_refit(X, Y, a, scores, fit_intercept, method, alpha_per_target, 
     return RidgeCVResult(coef, intercept, alpha, scores, best_score)
 
 
+@_small_single_threaded()
 def solve_ridge_loo(X, Y, alphas=DEFAULT_ALPHAS, *, mode: str = "loo", fit_intercept: bool = True,
                     method: str = "auto", alpha_per_target: bool = True, return_weights: bool = True,
                     n_targets_batch: int | None = None, progress: bool | None = None) -> RidgeCVResult:
@@ -509,6 +540,7 @@ def _center_kernels(Ktr: torch.Tensor, Kva: torch.Tensor | None):
     return Ktr_c, Kva_c
 
 
+@_small_single_threaded()
 def solve_kernel_ridge_cv(K, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, fit_intercept: bool = True,
                           scoring: str = "r2", alpha_per_target: bool = True,
                           n_targets_batch: int | None = None, progress: bool | None = None) -> KernelRidgeCVResult:
@@ -624,6 +656,7 @@ def dirichlet_candidates(n_iter: int, n_spaces: int, concentration=(0.1, 1.0), r
     return np.asarray(rows[:max(n_iter, 1)])
 
 
+@_small_single_threaded("n_iter")
 def solve_banded_ridge_cv(X, Y, feature_spaces=None, alphas=DEFAULT_ALPHAS, folds=5, *, n_iter: int = 20,
                           gammas=None, concentration=(0.1, 1.0), random_state=None, groups=None,
                           fit_intercept: bool = True, scoring: str = "r2", method: str = "auto",
