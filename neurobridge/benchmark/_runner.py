@@ -299,7 +299,7 @@ def run(
             if key not in cache:
                 logger.info("extracting %s on %s stimuli", label, bench.dataset or bench.name)
                 tree = extract.activations(model, d.stimuli, want, batch_size=batch_size, device=device,
-                                           progress=progress)
+                                           progress=progress, stats=False)
                 acts = _pool_extra(_layer_acts(tree))
                 cache[key] = acts
             acts = cache[key]
