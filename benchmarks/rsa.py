@@ -266,9 +266,12 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     fns = {"S1": s1, "S2": s2, "S3": s3}
     for w in args.workloads.split(","):
-        rows += fns[w.strip()](args, gemm32)
-        r = rows[-1]
-        print(f"  done {w}: last step speedup {r['speedup']:.1f}x", file=sys.stderr)
+        new_rows = fns[w.strip()](args, gemm32)
+        rows += new_rows
+        for r in new_rows:  # progress (the full table follows at the end)
+            print(f"  {r['workload']} {r['step']}: rsatoolbox {r['rsatoolbox_median_s']:.3g} s, neurobridge "
+                  f"{r['neurobridge_median_s']:.3g} s, {r['speedup']:.1f}x, max diff {r['max_abs_diff']:.2g}",
+                  file=sys.stderr, flush=True)
     del limits
     cols = ["workload", "step", "rsatoolbox_median_s", "neurobridge_median_s", "speedup", "max_abs_diff", "agrees",
             "gflops", "frac_gemm", "rsatoolbox_min_s", "rsatoolbox_max_s", "neurobridge_min_s", "neurobridge_max_s"]

@@ -173,8 +173,9 @@ def test_real_kriegeskorte_rdms_match_rsatoolbox(k92):
     bv = np.stack([squareform(x, checks=False) for x in hit.values])
     mv = np.stack([squareform(x, checks=False) for x in models.values])
     for method in sorted(RSA_NAMES):
-        ref = rsa_compare(RDMs(bv), RDMs(mv), method=RSA_NAMES[method])
-        ours = compare_vectors(torch.as_tensor(bv)[:, None], torch.as_tensor(mv)[None], method).numpy()
+        b, m = (bv[:2], mv[:3]) if method in ("kendall", "tau-b") else (bv, mv)  # rsatoolbox's loop is slow
+        ref = rsa_compare(RDMs(b), RDMs(m), method=RSA_NAMES[method])
+        ours = compare_vectors(torch.as_tensor(b)[:, None], torch.as_tensor(m)[None], method).numpy()
         np.testing.assert_allclose(ours, ref, atol=1e-6, rtol=0, err_msg=method)
     # labelled: subject x session brain RDMs against the 8 models in one call
     sim = nb.rsa.compare(k92.brain["hit"], models, method="spearman", dtype="float64")
