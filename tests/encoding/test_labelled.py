@@ -247,3 +247,22 @@ def test_variance_partitioning_recovers_unique_and_shared():
     np.testing.assert_allclose(part.sel(region="shared:a&b"), 0.25, atol=0.05)
     # the regions add up to the joint model's R^2
     np.testing.assert_allclose(vp.partition.sum("region"), vp.r2.sel(model="a+b"), atol=1e-9)
+
+
+def test_recovery_on_simulate_encoding_with_banded_ridge():
+    """nb.datasets.simulate_encoding states the true explainable variance and the true space of each voxel."""
+    rng = np.random.default_rng(0)
+    errors = []
+    for n_stim in (60, 240):
+        ids = np.arange(n_stim)
+        spaces = {"a": nb.core.activations(rng.standard_normal((n_stim, 12)), stimulus=ids),
+                  "b": nb.core.activations(rng.standard_normal((n_stim, 12)), stimulus=ids)}
+        sim = nb.datasets.simulate_encoding(spaces, n_voxels=20, snr=1.0, n_repeats=2, random_state=0)
+        res = fit_encoding(spaces, sim.responses, estimator=RidgeCV(alphas=ALPHAS), progress=False)
+        errors.append(float(np.abs(res.score - sim.explainable_variance.values).mean()))
+    assert errors[1] < errors[0] and errors[1] < 0.06
+    d = prepare_design(spaces, sim.responses)
+    m = nb.encoding.BandedRidgeCV(alphas=ALPHAS, feature_spaces=d.feature_spaces, n_iter=6, random_state=0).fit(
+        d.X, d.Y, groups=d.groups)
+    picked = np.array(["a", "b"])[m.gamma_.argmax(0)]
+    assert (picked == sim.responses.true_space.values).mean() >= 0.9
