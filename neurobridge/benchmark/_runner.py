@@ -298,8 +298,17 @@ def run(
             key = _stimuli_key(d)
             if key not in cache:
                 logger.info("extracting %s on %s stimuli", label, bench.dataset or bench.name)
-                tree = extract.activations(model, d.stimuli, want, batch_size=batch_size, device=device,
-                                           progress=progress, stats=False)
+                try:
+                    tree = extract.activations(model, d.stimuli, want, batch_size=batch_size, device=device,
+                                               progress=progress, stats=False)
+                except (RuntimeError, TypeError) as err:
+                    if model.preprocess is not None:
+                        raise
+                    raise TypeError(
+                        f"model {label!r} has no preprocess, so it received the raw stimuli of {bench.name!r} "
+                        f"({_describe(d.stimuli)}) and failed: {err}. Return a LoadedModel with a preprocess "
+                        "from your build function, e.g. LoadedModel(name, net, nb.models.ImagePreprocess(size=224), "
+                        "'vision')") from err
                 acts = _pool_extra(_layer_acts(tree))
                 cache[key] = acts
             acts = cache[key]
@@ -364,6 +373,12 @@ def _call_loader(bench: Benchmark, data_dir, download: bool, progress: bool, cac
         return bench.data(Path(data_dir) if data_dir is not None else None)
     finally:
         _LOADER_OPTIONS.reset(token)
+
+
+def _describe(stimuli) -> str:
+    if isinstance(stimuli, xr.DataArray):
+        return f"{stimuli.dtype} array with dims {dict(stimuli.sizes)}"
+    return type(stimuli).__name__
 
 
 def _check_modality(bench: Benchmark, model, label: str) -> None:

@@ -34,6 +34,10 @@ TINY_MODEL = textwrap.dedent('''
         return LoadedModel("partly_dead_cnn", net.eval(), prep, "vision", default_layers=("1", "3"))
 
 
+    def bare(pretrained=True):
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())  # no preprocess
+
+
     def dead(pretrained=True):
         net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
         torch.nn.init.constant_(net[0].weight, 0.0)

@@ -89,6 +89,13 @@ def test_unusable_layers_are_skipped_and_reported(tmp_path, tiny_model_file, tin
     assert "skipped layer 3 of pd" in (out / "report.html").read_text()
 
 
+def test_bare_module_from_file_is_benchmarked(tiny_model_file, tiny_bench):
+    # build_fn may return a plain nn.Module: images reach it as float (n, 3, h, w) in [0, 1]
+    scores = nb.benchmark.run({"bare": f"{tiny_model_file}:bare"}, "tiny-rsa", n_bootstrap=0, progress=False)
+    assert scores["layer"].values.tolist() == ["0", "1"]
+    assert np.isfinite(scores["score"].values).all()
+
+
 def test_unknown_model_suggests_close_names(tiny_bench):
     with pytest.raises(ValueError, match="efficientnet_lite0"):
         nb.benchmark.run("efficientnet_lte0", "tiny-rsa", progress=False)
