@@ -164,7 +164,7 @@ def prepare_design(features, brain: xr.DataArray, *, groups=None, average_repeti
                     raise ValueError(f"stimuli {split.index[:5].tolist()} have repetitions in several groups; "
                                      "repetitions of a stimulus would straddle folds: group by stimulus "
                                      "(groups=None) or average repetitions first")
-        fmat = f.transpose(b.dims[0], "unit")
+        fmat = f.transpose(dim, "unit")
     else:
         feats, sizes, _ = _features_matrix(features, "time")
         check_finite(feats, "features")
@@ -177,8 +177,8 @@ def prepare_design(features, brain: xr.DataArray, *, groups=None, average_repeti
                                   f"{b.sizes['time']} time points; resample the features to the brain's time axis")
         if groups is not None and not isinstance(groups, str):
             group_values = np.asarray(groups)
-    target_dims = [d for d in b.dims if d != b.dims[0] and d != dim]
-    sample = b.dims[0] if dim != "time" else "time"
+    sample = dim
+    target_dims = [d for d in b.dims if d != sample]
     bt = b.transpose(sample, *target_dims)
     Y = np.asarray(bt.values, dtype=float).reshape(bt.shape[0], -1)
     X = np.asarray(fmat.values, dtype=float)

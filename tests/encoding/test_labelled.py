@@ -266,3 +266,17 @@ def test_recovery_on_simulate_encoding_with_banded_ridge():
         d.X, d.Y, groups=d.groups)
     picked = np.array(["a", "b"])[m.gamma_.argmax(0)]
     assert (picked == sim.responses.true_space.values).mean() >= 0.9
+
+
+def test_continuous_eeg_and_transposed_brain():
+    rng = np.random.default_rng(0)
+    n = 400
+    F = rng.standard_normal((n, 3))
+    eeg = nb.core.eeg_raw((F @ rng.standard_normal((3, 5))).T + 0.3 * rng.standard_normal((5, n)), sfreq=100.0)
+    f = xr.DataArray(F, dims=("time", "unit"), coords={"time": eeg.time.values})
+    res = fit_encoding(f, eeg, alphas=ALPHAS, progress=False)
+    assert res.score.dims == ("channel",) and (res.score > 0.8).all()
+    feats, brain, _ = _planted(n_stim=60)
+    a = fit_encoding(feats, brain, alphas=ALPHAS, progress=False)
+    b = fit_encoding(feats, brain.transpose("voxel", "trial"), alphas=ALPHAS, progress=False)
+    np.testing.assert_allclose(a.score.values, b.score.values, rtol=1e-5)
