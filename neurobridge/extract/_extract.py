@@ -92,9 +92,8 @@ class _Runner:
 
     def hook(self, name: str) -> Callable:
         def _hook(_module, _inputs, output):
-            if name in self.outputs:
-                raise RuntimeError(f"layer {name!r} ran more than once in one forward pass (a shared module); "
-                                   "hook a module that runs once per input")
+            if name in self.outputs:  # a module applied several times per forward (weight sharing): first call
+                return
             t = first_tensor(output)
             if t is None:
                 raise ValueError(f"layer {name!r} returned {type(output).__name__} with no tensor; pick another layer")
@@ -264,7 +263,8 @@ def activations(
         ``(stimulus,)``), or a sequence (list of strings, array, tensor of model inputs) with ``stimulus=`` ids.
     layers : str or sequence of str, optional
         Module names or glob patterns (``"encoder.layer.*"``); ``None`` uses ``model.default_layers``, else every
-        leaf module. Nodes come in the module's registration (depth) order.
+        leaf module. Nodes come in the module's registration (depth) order. A module applied several times in one
+        forward pass (weight sharing) gives the output of its first call.
     pooling : {"mean", "max", "last", "cls", "none", "word"}
         Over tokens (masked by the attention mask) or spatial positions. ``last``: last non-pad token; ``cls``:
         first valid token; ``none`` (or ``None``): keep the ``token``/``space`` dim (padded, with a ``token_mask``);

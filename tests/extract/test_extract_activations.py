@@ -344,3 +344,36 @@ def test_bad_input_errors(call, exc, match):
     net = WideMLP(width=4)
     with pytest.raises(exc, match=match):
         call(net, torch.randn(5, 8))
+
+
+def test_shared_module_called_twice_gives_its_first_call():
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.lin(self.lin(x))
+
+    net = Twice()
+    x = torch.randn(2, 3)
+    tree = nb.extract.activations(net, x, "lin", progress=False)
+    with torch.no_grad():
+        np.testing.assert_allclose(tree["lin"]["activations"].values, net.lin(x).numpy(), rtol=1e-6)
+    assert not net.lin._forward_hooks
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_extraction_matches_cpu_and_model_stays_on_cpu():
+    net = ConvTokenNet().eval()
+    x = torch.rand(6, 3, 5, 5)
+    cpu = nb.extract.activations(net, x, ["conv", "proj"], progress=False, batch_size=4)
+    gpu = nb.extract.activations(net, x, ["conv", "proj"], progress=False, batch_size=4, device="cuda")
+    assert next(net.parameters()).device.type == "cpu"
+    assert nb.kernels.info("cuda")["pool_stats"].last_used == "triton"
+    for layer in ("conv", "proj"):
+        np.testing.assert_allclose(gpu[layer]["activations"].values, cpu[layer]["activations"].values,
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(gpu["stats"][layer]["var"].values, cpu["stats"][layer]["var"].values,
+                                   rtol=1e-3, atol=1e-6)
