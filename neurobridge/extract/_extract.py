@@ -281,7 +281,8 @@ def activations(
     progress : bool
         Show a tqdm progress bar.
     stats : bool
-        Compute per-unit statistics and the top-``top_k`` magnitudes in the same pass (``stats`` node).
+        Compute per-unit statistics and the top-``top_k`` magnitudes in the same pass (``stats`` node), over every
+        valid token / spatial position of the layer's raw units (before pooling and compression).
     preprocess : callable, optional
         Batch of raw stimuli -> model input (tensor, tuple, or dict of tensors); overrides the model's.
     tokenizer : optional

@@ -224,6 +224,8 @@ def test_efficientnet_blocks_real_weights():
         want = out.mean((2, 3)) if out.ndim == 4 else out
         np.testing.assert_allclose(tree[name]["activations"].values, want.numpy(), rtol=1e-4, atol=1e-4)
     assert not any(m._forward_hooks for m in model.module.modules())
+    shapes = nb.extract.list_layers(model).set_index("layer")["shape"]  # default sample: one grey image
+    assert shapes["blocks.15"] == (1, 320, 7, 7) and shapes["head"][:2] == (1, 1280)
 
 
 def test_hooks_removed_and_state_restored_on_exception():
