@@ -234,24 +234,43 @@ def crossnobis_tensor(
         f, s = (int(v) for v in torch.nonzero(missing)[0])
         raise ValueError(f"crossnobis: stimulus #{s} has no measurement in fold #{f} (or only there); every stimulus "
                          "must be measured in every fold: drop it or the fold")
-    total = sums.sum(-3, keepdim=True)
-    train = (total - sums) / (total_c - counts)[..., None]
-    test = sums / counts[..., None]
     if valid is not None:
         n_feat = valid.to(sums.dtype).sum(-1)[..., None, None]
         vm = valid.to(sums.dtype)[..., None, None, :]
     else:
         n_feat = sums.shape[-1]
         vm = None
-    if remove_mean:
+    if remove_mean:  # row-centring commutes with the fold averaging below, so centre the sums
         denom = n_feat[..., None] if valid is not None else n_feat
-        train = train - train.sum(-1, keepdim=True) / denom
-        test = test - test.sum(-1, keepdim=True) / denom
+        sums = sums - sums.sum(-1, keepdim=True) / denom
         if vm is not None:
-            train, test = train * vm, test * vm
+            sums = sums * vm
     if precision is not None:
         precision = (precision[None, :] if precision.ndim == 1 else precision).unsqueeze(-3)
-    k = _apply_precision(train, precision) @ test.transpose(-1, -2)  # (..., F, n, n)
+    # K_f = train_f P test_f^T with train_f = (T - S_f) / (c - c_f), test_f = S_f / c_f, T = sum_f S_f:
+    # (T - S_f) P S_f^T = T W_f^T - S_f W_f^T with W_f = S_f P; no (F x n x p) train/test copies
+    if bool((counts == counts[:1]).all()):
+        # balanced: the count scalings do not depend on the fold, so sum_f K_f needs two GEMMs:
+        # T P T^T - [S_1 .. S_F] P [S_1 .. S_F]^T (folds concatenated along features)
+        st = sums.transpose(-3, -2)  # (..., n, F, p); a free view when built stimulus-major
+        s_cat = st.reshape(*st.shape[:-2], n_folds * st.shape[-1])
+        total = st.sum(-2)  # (..., n, p)
+        if precision is None:
+            w_cat, w_tot = s_cat, total
+        else:
+            prec = precision.squeeze(-3)
+            w_cat = _apply_precision(st, prec.unsqueeze(-3)).reshape(s_cat.shape)
+            w_tot = _apply_precision(total, prec)
+        k = torch.matmul(total, w_tot.transpose(-1, -2))
+        k.sub_(torch.matmul(s_cat, w_cat.transpose(-1, -2)))
+        c0 = counts[0]
+        k.div_((total_c - c0)[:, None] * c0[None, :] * n_folds)
+        return _from_kernel(k, "asym", n_feat, condensed)
+    w = _apply_precision(sums, precision)
+    total = sums.sum(-3, keepdim=True)
+    k = torch.matmul(total, w.transpose(-1, -2))  # (..., F, n, n)
+    k.sub_(torch.matmul(sums, w.transpose(-1, -2)))
+    k.div_((total_c - counts)[..., :, None]).div_(counts[..., None, :])
     return _from_kernel(k.mean(-3), "asym", n_feat, condensed)
 
 
@@ -552,8 +571,9 @@ def rdm(
                 n_folds = int(counts_s[0])
         if n_folds < 2:
             raise SchemaError(f"crossnobis needs at least 2 folds along {cv_dim or 'the repetitions'}, found {n_folds}")
-        sums = group_sums(obs_t, fold_codes * n_stim + stim_codes, n_folds * n_stim)
-        sums = sums.reshape(*sums.shape[:-2], n_folds, n_stim, sums.shape[-1])
+        # stimulus-major layout (..., n, F, p): the balanced crossnobis path concatenates folds for free
+        sums = group_sums(obs_t, stim_codes * n_folds + fold_codes, n_folds * n_stim)
+        sums = sums.reshape(*sums.shape[:-2], n_stim, n_folds, sums.shape[-1]).transpose(-3, -2)
         counts = torch.bincount(fold_codes * n_stim + stim_codes, minlength=n_folds * n_stim).reshape(n_folds, n_stim)
         if isinstance(noise, str) and residuals is None:
             stim_sum = group_sums(obs_t, stim_codes, n_stim)

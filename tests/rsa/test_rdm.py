@@ -187,3 +187,13 @@ def test_rdm_tensor_condensed_and_padding(metric):
     padded = torch.cat([x, torch.zeros(3, 6, 4, dtype=x.dtype)], -1)
     valid = torch.cat([torch.ones(9, dtype=torch.bool), torch.zeros(4, dtype=torch.bool)])
     np.testing.assert_allclose(nb.rsa.rdm_tensor(padded, metric, valid=valid).numpy(), sq.numpy(), atol=1e-12)
+
+
+def test_crossnobis_unbalanced_folds_match_rsatoolbox():
+    rng = np.random.default_rng(9)
+    x, stim, run = _trials(rng, n_stim=5, n_rep=4, n_feat=10)
+    x, stim, run = np.r_[x, x[:3] + 0.1], np.r_[stim, stim[:3]], np.r_[run, run[:3]]  # extra trials in run 0
+    ref = calc_rdm(_dataset(x, stim, run), method="crossnobis", descriptor="stimulus", cv_descriptor="run")
+    da = nb.core.fmri_responses(x, stimulus=stim, trial_coords={"run": run})
+    ours = nb.rsa.rdm(da, metric="crossnobis", cv_dim="run", dtype="float64")
+    np.testing.assert_allclose(squareform(_sorted_square(ours), checks=False), ref.dissimilarities[0], atol=1e-6)
