@@ -167,7 +167,7 @@ def s2(args, gemm32) -> list[dict]:
     from rsatoolbox.data import Dataset
     from rsatoolbox.rdm import calc_rdm
 
-    n_roi, n_vox, n_cond, n_run = (4, 500, 30, 4) if args.quick else (50, 5000, 100, 8)
+    n_roi, n_vox, n_cond, n_run = (4, 500, 30, 4) if args.quick else (args.s2_rois, 5000, 100, 8)
     rng = np.random.default_rng(1)
     cond = np.tile(np.arange(n_cond), n_run)
     run = np.repeat(np.arange(n_run), n_cond)
@@ -251,6 +251,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workloads", default="S1,S2,S3")
     ap.add_argument("--out", help="write the table as CSV here")
     ap.add_argument("--no-permutations", action="store_true", help="skip the S1 permutation null")
+    ap.add_argument("--s2-rois", type=int, default=50, help="ROIs in S2 (time is linear in it for both tools)")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
