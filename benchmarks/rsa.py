@@ -78,6 +78,8 @@ def row(workload: str, step: str, times: dict, anchor: str, ours: str, diff: flo
         "gflops": (flops / med_o / 1e9) if flops else float("nan"),
         "frac_gemm": (flops / med_o / 1e9 / gemm) if (flops and gemm) else float("nan"),
     }
+    print(f"  {workload} {step}: rsatoolbox {med_a:.3g} s, neurobridge {med_o:.3g} s, {med_a / med_o:.1f}x, "
+          f"max diff {diff:.2g}", file=sys.stderr, flush=True)
     return out
 
 
@@ -267,12 +269,7 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     fns = {"S1": s1, "S2": s2, "S3": s3}
     for w in args.workloads.split(","):
-        new_rows = fns[w.strip()](args, gemm32)
-        rows += new_rows
-        for r in new_rows:  # progress (the full table follows at the end)
-            print(f"  {r['workload']} {r['step']}: rsatoolbox {r['rsatoolbox_median_s']:.3g} s, neurobridge "
-                  f"{r['neurobridge_median_s']:.3g} s, {r['speedup']:.1f}x, max diff {r['max_abs_diff']:.2g}",
-                  file=sys.stderr, flush=True)
+        rows += fns[w.strip()](args, gemm32)  # each row is also printed to stderr as it finishes
     del limits
     cols = ["workload", "step", "rsatoolbox_median_s", "neurobridge_median_s", "speedup", "max_abs_diff", "agrees",
             "gflops", "frac_gemm", "rsatoolbox_min_s", "rsatoolbox_max_s", "neurobridge_min_s", "neurobridge_max_s"]
