@@ -210,16 +210,35 @@ def banded_gammas(n_spaces, n_iter):
     return g / g.sum(1, keepdims=True)
 
 
+OVERRIDES: dict = {}
+
+
 def spec(name, quick, device):
     s = dict(WORKLOADS[name])
     if quick:
         s.update(QUICK[name])
+    s.update({k: v for k, v in OVERRIDES.items() if v is not None and (k != "n_iter" or "n_iter" in s)})
+    if "tools" in OVERRIDES and OVERRIDES["tools"]:
+        s["tools"] = [tl for tl in s["tools"] if tl in OVERRIDES["tools"]]
     if device == "cuda":
         s["t"] *= 10
         s["tools"] = [tl.replace("himalaya_numpy", "himalaya_cuda").replace("himalaya_torch", "himalaya_cuda")
                       for tl in s["tools"] if tl != "sklearn_loo"]
         s["tools"] = list(dict.fromkeys(s["tools"]))
     return s
+
+
+def _vm_hwm_mib() -> float:
+    """Peak resident memory of this process since exec (VmHWM). ``ru_maxrss`` is not usable here: on Linux a
+    child started from a large parent inherits the parent's peak across exec."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(args):
@@ -232,18 +251,21 @@ def child(args):
     import sklearn.linear_model  # noqa: F401
 
     run_tool(args.child, X[:64], Y[:64, :8], args.device, s.get("spaces"), gammas)  # warm-up: lazy loads
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _vm_hwm_mib()
     t0 = time.perf_counter()
     run_tool(args.child, X, Y, args.device, s.get("spaces"), gammas)
     dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _vm_hwm_mib()
     gpu = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else 0.0
-    print(json.dumps(dict(time=dt, peak_mib=peak / 1024, above_data_mib=(peak - base) / 1024, gpu_mib=gpu)))
+    print(json.dumps(dict(time=dt, peak_mib=peak, above_data_mib=peak - base, gpu_mib=gpu)))
 
 
 def subprocess_peak(tool, workload, args, extra=()):
     cmd = [sys.executable, __file__, "--child", tool, "--workload", workload, "--threads", str(args.threads),
            "--device", args.device, *(["--quick"] if args.quick else []), *extra]
+    for flag, val in (("--targets", args.targets), ("--n-iter", args.n_iter)):
+        if val is not None and workload != "S":
+            cmd += [flag, str(val)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         return dict(time=float("nan"), peak_mib=float("nan"), above_data_mib=float("nan"), error=out.stderr[-500:])
@@ -346,6 +368,8 @@ def bench_workload(name, args, rows):
 
 def bench_scaling(args, rows):
     n, p = (2000, 1000) if not args.quick else (400, 200)
+    if args.scaling_np:
+        n, p = (int(v) for v in args.scaling_np.split(","))
     targets = [1000, 3000, 10000, 30000, 100000] if not args.quick else [1000, 3000, 10000]
     if args.device == "cuda":
         targets = [t * 10 for t in targets]
@@ -370,12 +394,17 @@ def main():
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--only", default="R1,R2,R3,S")
     ap.add_argument("--no-memory", action="store_true", help="skip the fresh-subprocess peak-RSS runs")
+    ap.add_argument("--targets", type=int, help="override the number of targets of R1-R3 (smaller runs)")
+    ap.add_argument("--n-iter", type=int, help="override the number of banded-ridge candidates of R3")
+    ap.add_argument("--tools", help="comma-separated subset of tools to run")
+    ap.add_argument("--scaling-np", help="n,p of the scaling run (default 2000,1000; quick 400,200)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--p", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--t", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    OVERRIDES.update(t=args.targets, n_iter=args.n_iter, tools=args.tools.split(",") if args.tools else None)
     if args.child:
         return child(args)
     if args.device == "cuda" and not torch.cuda.is_available():
