@@ -24,6 +24,7 @@ from ._rdm import (
     RDM_METRICS,
     _clean_attrs,
     _feature_dims,
+    _group_sum,
     _lead_coords,
     _sample_axis,
     _to_tensor,
@@ -72,7 +73,7 @@ def _patterns(da: xr.DataArray, *, sample_dim: str, feature_dim, metric: str, cv
             raise ValueError("cv_dim is only used by metric='crossnobis'")
         if len(uniques) == len(labels):
             return t, None, lead, f, uniques
-        sums = torch.zeros(*t.shape[:-2], n, t.shape[-1], dtype=t.dtype, device=t.device).index_add_(-2, codes, t)
+        sums = _group_sum(t, codes, n)
         cnt = torch.bincount(codes, minlength=n).to(t.dtype)
         return sums / cnt[:, None], None, lead, f, uniques
     if fold_dim is not None:
@@ -95,10 +96,9 @@ def _patterns(da: xr.DataArray, *, sample_dim: str, feature_dim, metric: str, cv
         n_folds = int(cnt[0])
     if n_folds < 2:
         raise SchemaError(f"crossnobis needs at least 2 folds, found {n_folds}")
-    key = folds * n + codes
-    sums = torch.zeros(*t.shape[:-2], n_folds * n, t.shape[-1], dtype=t.dtype, device=t.device).index_add_(-2, key, t)
-    counts = torch.bincount(key, minlength=n_folds * n).reshape(n_folds, n)
-    return sums.reshape(*t.shape[:-2], n_folds, n, t.shape[-1]), counts, lead, f, uniques
+    sums = _group_sum(t, codes * n_folds + folds, n_folds * n)  # stimulus-major: (..., n, F, p)
+    counts = torch.bincount(folds * n + codes, minlength=n_folds * n).reshape(n_folds, n)
+    return sums.reshape(*t.shape[:-2], n, n_folds, t.shape[-1]).transpose(-3, -2), counts, lead, f, uniques
 
 
 def _model_vectors(models, uniques, *, model_metric: str, dtype, device):
