@@ -139,9 +139,11 @@ def s1(args, gemm32) -> list[dict]:
     diff = float(np.abs(o["neurobridge"].cpu().numpy() - o["rsatoolbox"]).max())
     out.append(row("S1", "Spearman vs model", t, "rsatoolbox", "neurobridge", diff, 1e-4))
     spear_rsa = statistics.median(t["rsatoolbox"])
-    t, o = interleave({"rsatoolbox": rsa_total, "neurobridge": nb_total}, args.repeats, dev)
-    diff = float(np.abs(np.asarray(o["neurobridge"]) - o["rsatoolbox"]).max())
-    out.append(row("S1", "time_resolved_rsa (RDMs + Spearman, labelled)", t, "rsatoolbox", "neurobridge", diff, 1e-4))
+    if not args.no_total:
+        t, o = interleave({"rsatoolbox": rsa_total, "neurobridge": nb_total}, args.repeats, dev)
+        diff = float(np.abs(np.asarray(o["neurobridge"]) - o["rsatoolbox"]).max())
+        out.append(row("S1", "time_resolved_rsa (RDMs + Spearman, labelled)", t, "rsatoolbox", "neurobridge", diff,
+                       1e-4))
     if hasattr(nb.rsa, "rdm_permutation_test") and not args.no_permutations:
         # rsatoolbox has no batched permutation test: one permutation costs one compare() of all time points,
         # so its time is extrapolated as n_permutations x its Spearman median (marked in the step name)
@@ -253,6 +255,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workloads", default="S1,S2,S3")
     ap.add_argument("--out", help="write the table as CSV here")
     ap.add_argument("--no-permutations", action="store_true", help="skip the S1 permutation null")
+    ap.add_argument("--no-total", action="store_true", help="skip S1's labelled end-to-end pair (RDMs + Spearman)")
     ap.add_argument("--s2-rois", type=int, default=50, help="ROIs in S2 (time is linear in it for both tools)")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
