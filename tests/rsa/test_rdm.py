@@ -197,3 +197,18 @@ def test_crossnobis_unbalanced_folds_match_rsatoolbox():
     da = nb.core.fmri_responses(x, stimulus=stim, trial_coords={"run": run})
     ours = nb.rsa.rdm(da, metric="crossnobis", cv_dim="run", dtype="float64")
     np.testing.assert_allclose(squareform(_sorted_square(ours), checks=False), ref.dissimilarities[0], atol=1e-6)
+
+
+def test_rdm_metrics_on_real_images_match_rsatoolbox(data_dir):
+    k92 = nb.datasets.load("kriegeskorte92", data_dir=data_dir)
+    img = k92.stimuli.astype(float).coarsen(height=7, width=7, boundary="trim").mean()  # 25 x 25 x 3
+    feats = img.stack(feature=("height", "width", "color")).transpose("stimulus", "feature")
+    x = feats.values
+    ds = Dataset(x, obs_descriptors={"stimulus": np.arange(len(x))})
+    var = x.var(0) + 1.0
+    for metric, kw, rkw in [("correlation", {}, {}), ("euclidean", {}, {}), ("poisson", {}, {}),
+                            ("mahalanobis", {"noise": var}, {"noise": np.diag(1 / var)})]:
+        ref = calc_rdm(ds, method=metric, **rkw).dissimilarities[0]
+        ours = nb.rsa.rdm(feats, feature_dim="feature", metric=metric, dtype="float64", **kw)
+        np.testing.assert_allclose(squareform(ours.values, checks=False), ref, atol=1e-6 * max(1, np.abs(ref).max()),
+                                   rtol=0, err_msg=metric)
