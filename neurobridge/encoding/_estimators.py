@@ -100,7 +100,7 @@ class _LinearBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self._torch = False
             X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
             Xt = as_tensor(np.array(X, copy=not X.flags.writeable))
-            Yt = as_tensor(np.asarray(y, dtype=float), dtype=Xt.dtype)
+            Yt = as_tensor(np.asarray(y) if np.asarray(y).dtype.kind == "f" else np.asarray(y, dtype=float), dtype=Xt.dtype)
         self._one_d = Yt.ndim == 1
         return Xt, (Yt[:, None] if self._one_d else Yt)
 
@@ -129,7 +129,7 @@ class _LinearBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _store_linear(self, coef: torch.Tensor, intercept: torch.Tensor) -> None:
         self._coef_t = coef  # (p, t)
         self._intercept_t = intercept
-        self.coef_ = self._out(coef.T.contiguous() if not self._one_d else coef, self._torch)
+        self.coef_ = self._out(coef.T if not self._one_d else coef, self._torch)  # a view: no copy of the weights
         if self._one_d:
             self.coef_ = self.coef_.reshape(-1) if not self._torch else coef[:, 0]
             self.intercept_ = float(intercept[0])

@@ -239,14 +239,24 @@ def _progress(progress: bool | None) -> bool:
     return get_config().progress if progress is None else bool(progress)
 
 
-def _refit(dec: _Decomp, Yc: torch.Tensor, alpha: torch.Tensor, batch: int) -> torch.Tensor:
-    """coef (p, t) = V diag(1/(lam+alpha_t)) Z^T Yc, target by target alpha."""
-    coef = torch.empty(dec.V.shape[0], Yc.shape[1], dtype=Yc.dtype, device=Yc.device)
-    for b in _batches(Yc.shape[1], batch):
-        B = dec.Z.T @ Yc[:, b]
+def _refit(dec: _Decomp, Y: torch.Tensor, alpha: torch.Tensor, batch: int, cols: torch.Tensor | None = None):
+    """coef (p, t) = V diag(1/(lam+alpha_t)) Z^T Y[:, cols], target by target alpha, batch by batch.
+
+    ``Z`` is built from the centred design, so ``Z^T 1 = 0`` and ``Y`` needs no centring (no copy of Y)."""
+    n_t = Y.shape[1] if cols is None else len(cols)
+    coef = torch.empty(dec.V.shape[0], n_t, dtype=Y.dtype, device=Y.device)
+    for b in _batches(n_t, batch):
+        Yb = Y[:, b] if cols is None else Y[:, cols[b]]
+        B = dec.Z.T @ Yb
         B /= dec.lam[:, None] + alpha[None, b]
         coef[:, b] = dec.V @ B
     return coef
+
+
+def _mean_or_zero(Y: torch.Tensor, fit_intercept: bool) -> torch.Tensor:
+    if fit_intercept:
+        return Y.mean(0)
+    return torch.zeros(Y.shape[1], dtype=Y.dtype, device=Y.device)
 
 
 # ------------------------------------------------------------------------------------------- solvers
@@ -282,7 +292,7 @@ def solve_ridge(X, Y, alpha=1.0, *, fit_intercept: bool = True, method: str = "a
     """
     X, Y, _ = _prepare(X, Y)
     Xc, xm = _center(X, fit_intercept)
-    Yc, ym = _center(Y, fit_intercept)
+    ym = _mean_or_zero(Y, fit_intercept)
     a = torch.as_tensor(alpha, dtype=X.dtype, device=X.device).reshape(-1)
     if len(a) == 1:
         a = a.expand(Y.shape[1])
@@ -293,7 +303,7 @@ def solve_ridge(X, Y, alpha=1.0, *, fit_intercept: bool = True, method: str = "a
     dec = _decompose(Xc, method)
     batch = target_batch_size(Y.shape[1], 4 * X.element_size() * (X.shape[0] + dec.V.shape[0]), X.device,
                               n_targets_batch=n_targets_batch)
-    coef = _refit(dec, Yc, a, batch)
+    coef = _refit(dec, Y, a, batch)
     return RidgeResult(coef, ym - xm @ coef)
 
 
@@ -475,7 +485,7 @@ def solve_ridge_loo(X, Y, alphas=DEFAULT_ALPHAS, *, mode: str = "loo", fit_inter
         raise ValueError(f"leave-one-out needs at least 3 samples, found n_samples={n}")
     a = _alphas(alphas, X)
     Xc, xm = _center(X, fit_intercept)
-    Yc, ym = _center(Y, fit_intercept)
+    ym = _mean_or_zero(Y, fit_intercept)
     dec = _decompose(Xc, method)
     Z, lam, V = dec.Z, dec.lam, dec.V
     inv = 1.0 / (lam[None, :] + a[:, None])  # (n_alphas, r)
@@ -496,7 +506,7 @@ def solve_ridge_loo(X, Y, alphas=DEFAULT_ALPHAS, *, mode: str = "loo", fit_inter
     keep_B = return_weights
     Bstore = torch.empty(r, n_t, dtype=X.dtype, device=X.device) if keep_B else None
     for b in tqdm(list(_batches(n_t, batch)), desc=f"ridge {mode}", disable=not _progress(progress), leave=False):
-        Yb = Yc[:, b]
+        Yb = Y[:, b] - ym[b]  # centred copy of this batch only
         B = Z.T @ Yb
         if mode == "loo":
             for ia in range(len(a)):
@@ -735,7 +745,7 @@ def solve_banded_ridge_cv(X, Y, feature_spaces=None, alphas=DEFAULT_ALPHAS, fold
     coef = intercept = None
     if return_weights:
         coef = torch.zeros(X.shape[1], n_t, dtype=X.dtype, device=X.device)
-        Yc, ym = _center(Y, fit_intercept)
+        ym = _mean_or_zero(Y, fit_intercept)
         for it in torch.unique(best_iter).tolist():
             cols = (best_iter == it).nonzero().squeeze(1)
             scale = G[it][space_of].sqrt()
@@ -743,7 +753,7 @@ def solve_banded_ridge_cv(X, Y, feature_spaces=None, alphas=DEFAULT_ALPHAS, fold
             dec = _decompose(Xc, method)
             batch = target_batch_size(len(cols), X.element_size() * 4 * (X.shape[0] + X.shape[1]), X.device,
                                       n_targets_batch=n_targets_batch)
-            coef[:, cols] = _refit(dec, Yc[:, cols], best_alpha[cols], batch) * scale[:, None]
+            coef[:, cols] = _refit(dec, Y, best_alpha[cols], batch, cols) * scale[:, None]
         xm = X.mean(0) if fit_intercept else torch.zeros(X.shape[1], dtype=X.dtype, device=X.device)
         intercept = ym - xm @ coef
     return BandedRidgeCVResult(coef, intercept, best_alpha, gamma, cv_scores, best_score, G)
