@@ -196,12 +196,13 @@ def _null_tol(lam: torch.Tensor, n: int, p: int) -> torch.Tensor:
 
 
 class _Decomp(NamedTuple):
-    V: torch.Tensor  # (p, r): right singular vectors of the centred design
+    V: torch.Tensor | None  # (p, r): right singular vectors of the centred design (None: dual without V)
     lam: torch.Tensor  # (r,): squared singular values
     Z: torch.Tensor | None  # (n, r): X V
+    Qs: torch.Tensor | None = None  # dual only: (n, r) Q / sqrt(lam), so that X_new V = (X_new X^T) Qs
 
 
-def _decompose(X: torch.Tensor, method: str = "auto", need_z: bool = True) -> _Decomp:
+def _decompose(X: torch.Tensor, method: str = "auto", need_z: bool = True, need_v: bool = True) -> _Decomp:
     """Eigen-decompose a centred design ``X`` (n, p) in float64 and return the non-null part."""
     n, p = X.shape
     if method == "auto":
@@ -217,9 +218,10 @@ def _decompose(X: torch.Tensor, method: str = "auto", need_z: bool = True) -> _D
         keep = lam > _null_tol(lam, n, p)
         lam, Q = lam[keep], Q[:, keep]
         sq = lam.sqrt()
-        V = (X.T @ Q) / sq
+        Qs = Q / sq
+        V = X.T @ Qs if need_v else None  # p x n x r: skipped when predictions go through the kernel
         Z = Q * sq if need_z else None
-        return _Decomp(V, lam, Z)
+        return _Decomp(V, lam, Z, Qs)
     raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
 
 
@@ -359,8 +361,9 @@ def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds,
         Xtr = X[tr_t]
         xm = Xtr.mean(0) if fit_intercept else torch.zeros(X.shape[1], dtype=X.dtype, device=dev)
         Xtr = Xtr - xm
-        dec = _decompose(Xtr, method)
-        A = (X[va_t] - xm) @ dec.V
+        dec = _decompose(Xtr, method, need_v=False)
+        Xva = X[va_t] - xm
+        A = Xva @ dec.V if dec.V is not None else (Xva @ Xtr.T) @ dec.Qs  # dual: through the kernel
         plan.append((tr_t, va_t, dec.Z, A, dec.lam))
     n_alphas, n_t = len(alphas), Y.shape[1]
     r_max = max(p[2].shape[1] for p in plan)
