@@ -11,6 +11,7 @@ followed by its NaN-aware comparisons -- while every statistic stays a weighted 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import NamedTuple
 
@@ -265,7 +266,8 @@ def _whiten_expanded(sq: torch.Tensor, idx: torch.Tensor, center: bool) -> tuple
     deg = off.sum(-1).to(sq.dtype)  # (b, m)
     mmat = 0.5 * (torch.diag_embed(deg) + off.to(sq.dtype)) + torch.eye(m, dtype=sq.dtype, device=sq.device)
     rsum = g.sum(-1)  # (b, R, m)
-    uvec = torch.einsum("brm,bqm->brq", rsum, torch.linalg.inv(mmat))  # M is symmetric: (b, R, m)
+    chol = torch.linalg.cholesky(mmat)  # M = I + (diag(deg) + A) / 2 is symmetric positive definite
+    uvec = torch.cholesky_solve(rsum.transpose(1, 2), chol).transpose(1, 2)  # (b, R, m)
     gc = (g - 0.5 * (uvec.unsqueeze(-1) + uvec.unsqueeze(-2))) * offf
     gc = gc - torch.diag_embed(uvec)
     valid = off | torch.eye(m, dtype=torch.bool, device=sq.device)
@@ -369,7 +371,6 @@ def bootstrap_evaluations(
             raise ValueError(f"stimulus_groups must have one label per stimulus ({n}), got shape {labels.shape}")
         inv = np.unique(labels, return_inverse=True)[1]
         group_ids, n_groups = torch.as_tensor(inv, device=dev).reshape(1, -1), int(inv.max()) + 1
-    evals, lows, ups = [], [], []
     pre_d = pre_m = None
     if method in _RANKED:
         pre_d, pre_m = _group_ids(d.reshape(-1, p)), _group_ids(models)
@@ -381,6 +382,35 @@ def bootstrap_evaluations(
         sq[:, jj, ii] = allv
     starts = range(0, n_boot, bs)
     show = get_config().progress if progress is None else progress
+    with _one_thread(dev):
+        return _bootstrap_loop(d, models, method, stimulus_counts, subject_counts, noise_ceiling, group_ids,
+                               n_groups if group_ids is not None else 0, pre_d, pre_m, sq, starts, bs, n_boot,
+                               lead, show)
+
+
+@contextlib.contextmanager
+def _one_thread(dev: torch.device):
+    """Run the many small per-batch ops single-threaded on CPU (restored afterwards): with two or more
+    intra-op threads their synchronisation costs more than the work, up to 7x slower on a busy machine."""
+    if dev.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _bootstrap_loop(d, models, method, stimulus_counts, subject_counts, noise_ceiling, group_ids, n_groups,
+                    pre_d, pre_m, sq, starts, bs, n_boot, lead, show) -> BootstrapEvaluation:
+    dev, dtype = d.device, d.dtype
+    s, n_lead, p = d.shape
+    k = models.shape[0]
+    n = n_from_pairs(p)
+    ii, jj = torch.triu_indices(n, n, offset=1, device=dev)
+    evals, lows, ups = [], [], []
     for st in tqdm(starts, disable=not show, desc="bootstrap", total=math.ceil(n_boot / bs)):
         b = min(bs, n_boot - st)
         c = stimulus_counts[st:st + b] if stimulus_counts is not None else None
