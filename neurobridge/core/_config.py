@@ -126,4 +126,6 @@ def as_tensor(
         target = resolve_dtype(dtype) if (dtype is not None or not x.is_floating_point()) else x.dtype
         return x.to(device=dev, dtype=target)
     arr = np.asarray(x)
+    if any(stride < 0 for stride in arr.strides):  # torch cannot view negatively strided numpy arrays
+        arr = np.ascontiguousarray(arr)
     return torch.as_tensor(arr, dtype=resolve_dtype(dtype), device=dev)

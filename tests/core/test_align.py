@@ -85,8 +85,10 @@ def test_config_context_and_as_tensor():
     assert nb.core.get_config().dtype == "float32"
     t = torch.ones(2, dtype=torch.float64)
     assert nb.core.as_tensor(t).dtype == torch.float64  # a tensor keeps its dtype
-    da = nb.core.activations(np.ones((2, 3)), stimulus=["a", "b"])
+    da = nb.core.activations(np.arange(6.0).reshape(2, 3), stimulus=["a", "b"])
     assert da.nb.to_torch().shape == (2, 3)
+    reversed_view = da.isel(stimulus=slice(None, None, -1))  # negative numpy strides
+    np.testing.assert_array_equal(nb.core.as_tensor(reversed_view).numpy(), da.values[::-1])
     with pytest.raises(ValueError, match="dtype must be one of"):
         with nb.config_context(dtype="int8"):
             pass
