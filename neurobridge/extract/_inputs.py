@@ -235,7 +235,9 @@ def prepare_batch(ctx: ModelContext, raw: Any, *, word_level: bool) -> Batch:
         if ctx.tokenizer is None or not (isinstance(raw, list) and all(isinstance(s, str) for s in raw)):
             raise ValueError("pooling='word' needs text stimuli and a (fast) tokenizer; pass tokenizer=... or use "
                              "pooling='mean'")
-        enc = ctx.tokenizer(raw, padding=True, truncation=True)
+        # tokenise exactly as the model input was (same truncation limit), so word ids line up with tokens
+        max_length = getattr(ctx.preprocess, "max_length", None)
+        enc = ctx.tokenizer(raw, padding=True, truncation=True, max_length=max_length)
         rows = []
         for i in range(len(raw)):
             try:

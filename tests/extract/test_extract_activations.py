@@ -205,6 +205,16 @@ def test_word_pooling_averages_sub_word_tokens(tokenizer):
             np.testing.assert_allclose(acts.values[i, w], want, rtol=1e-4, atol=1e-5)
 
 
+def test_word_pooling_on_texts_longer_than_the_model_limit():
+    model = nb.models.load("minilm")
+    long_text = " ".join(["word"] * 400)  # 400 words: MiniLM's preprocess truncates at 256 tokens
+    tree = nb.extract.activations(model, [long_text, "short text"], "encoder.layer.0", pooling="word",
+                                  progress=False)
+    mask = tree["encoder.layer.0"]["token_mask"]
+    # 256 tokens minus [CLS] and [SEP], one token per word: the kept words are exactly those the model saw
+    assert mask.sum("token").values.tolist() == [254, 2]
+
+
 def test_efficientnet_blocks_real_weights():
     model = nb.models.load("efficientnet_lite0")
     from skimage import data
