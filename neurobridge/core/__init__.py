@@ -11,7 +11,15 @@ Examples
 
 from . import _accessor  # noqa: F401  (registers the .nb accessor)
 from ._align import Aligned, align, average_repetitions, expand_to_trials, stimulus_ids
-from ._config import Config, as_tensor, config_context, get_config, resolve_device, resolve_dtype
+from ._config import (
+    Config,
+    as_tensor,
+    config_context,
+    cpu_threads,
+    get_config,
+    resolve_device,
+    resolve_dtype,
+)
 from ._factories import (
     activations,
     eeg_epochs,
@@ -27,7 +35,7 @@ from ._storage import load, save
 
 __all__ = [
     "Aligned", "align", "average_repetitions", "expand_to_trials", "stimulus_ids",
-    "Config", "as_tensor", "config_context", "get_config", "resolve_device", "resolve_dtype",
+    "Config", "as_tensor", "config_context", "cpu_threads", "get_config", "resolve_device", "resolve_dtype",
     "activations", "eeg_epochs", "eeg_raw", "evoked", "fmri_responses", "fmri_timeseries", "rdm",
     "optional_import", "SCHEMAS", "SchemaError", "check_finite", "validate", "load", "save",
 ]

@@ -15,7 +15,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-__all__ = ["Config", "config_context", "get_config", "as_tensor", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "Config", "config_context", "get_config", "as_tensor", "resolve_device", "resolve_dtype", "cpu_threads",
+]
 
 
 @dataclass(frozen=True)
@@ -129,3 +131,28 @@ def as_tensor(
     if any(stride < 0 for stride in arr.strides):  # torch cannot view negatively strided numpy arrays
         arr = np.ascontiguousarray(arr)
     return torch.as_tensor(arr, dtype=resolve_dtype(dtype), device=dev)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run the enclosed torch work with at most ``n`` intra-op CPU threads, restoring the setting after.
+
+    Short kernels (small solves, per-batch bootstrap ops, LAPACK eigensolvers) lose more to thread
+    synchronisation than they gain on shared or oversubscribed cores, so callers run them with ``n=1``.
+    Does nothing for non-CPU devices or when fewer threads are already set. The setting is process-wide.
+
+    Examples
+    --------
+    >>> with cpu_threads(1):
+    ...     torch.get_num_threads()
+    1
+    """
+    before = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or before <= n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

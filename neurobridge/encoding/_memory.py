@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import torch
 
+from ..core import cpu_threads
+
 logger = logging.getLogger("neurobridge")
 
 # On CPU, batches that keep the per-alpha residual block in cache are as fast as huge ones and
@@ -91,12 +93,8 @@ def threads_for(work_flops: float, device: torch.device) -> Iterator[None]:
     ...     torch.get_num_threads()
     1
     """
-    n = torch.get_num_threads()
-    if device.type != "cpu" or work_flops >= SMALL_WORK_FLOPS or n == 1:
+    if work_flops >= SMALL_WORK_FLOPS:
         yield
         return
-    torch.set_num_threads(1)
-    try:
+    with cpu_threads(1, device):
         yield
-    finally:
-        torch.set_num_threads(n)

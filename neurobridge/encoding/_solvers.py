@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core import as_tensor, get_config, resolve_device
+from ..core import as_tensor, cpu_threads, get_config, resolve_device
 from ._cv import make_folds
 from ._memory import target_batch_size, threads_for
 
@@ -179,14 +179,8 @@ def _eigh(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     The eigensolver is a small share of the work, and threaded LAPACK eigensolvers degrade badly when
     cores are shared: on a busy 2-core machine a 1000 x 1000 ``eigh`` took 26 s with 2 threads and 0.7 s
     with one."""
-    if G.device.type == "cpu" and torch.get_num_threads() > 1:
-        n_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return torch.linalg.eigh(G)
-        finally:
-            torch.set_num_threads(n_threads)
-    return torch.linalg.eigh(G)
+    with cpu_threads(1, G.device):
+        return torch.linalg.eigh(G)
 
 
 def _null_tol(lam: torch.Tensor, n: int, p: int) -> torch.Tensor:

@@ -11,7 +11,6 @@ followed by its NaN-aware comparisons -- while every statistic stays a weighted 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import NamedTuple
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core import get_config
+from ..core import cpu_threads, get_config
 from ._compare import COMPARE_METHODS, compare_vectors, n_from_pairs, rank
 
 __all__ = ["BootstrapEvaluation", "noise_ceiling_vectors", "bootstrap_evaluations", "permutation_null"]
@@ -382,25 +381,10 @@ def bootstrap_evaluations(
         sq[:, jj, ii] = allv
     starts = range(0, n_boot, bs)
     show = get_config().progress if progress is None else progress
-    with _one_thread(dev):
+    with cpu_threads(1, dev):  # many small per-batch ops: up to 7x slower with 2 threads
         return _bootstrap_loop(d, models, method, stimulus_counts, subject_counts, noise_ceiling, group_ids,
                                n_groups if group_ids is not None else 0, pre_d, pre_m, sq, starts, bs, n_boot,
                                lead, show)
-
-
-@contextlib.contextmanager
-def _one_thread(dev: torch.device):
-    """Run the many small per-batch ops single-threaded on CPU (restored afterwards): with two or more
-    intra-op threads their synchronisation costs more than the work, up to 7x slower on a busy machine."""
-    if dev.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _bootstrap_loop(d, models, method, stimulus_counts, subject_counts, noise_ceiling, group_ids, n_groups,

@@ -97,3 +97,21 @@ def test_config_context_and_as_tensor():
 def test_optional_import_hint():
     with pytest.raises(ImportError, match=r"pip install 'neurobridge\[models\]'"):
         nb.core.optional_import("surely_not_a_module_xyz", extra="models")
+
+
+def test_cpu_threads_scopes_and_restores_the_thread_count():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with nb.core.cpu_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), nb.core.cpu_threads(1):
+            raise RuntimeError("restored even on errors")
+        assert torch.get_num_threads() == 2
+        with nb.core.cpu_threads(1, "meta"):  # not a CPU device: untouched
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
