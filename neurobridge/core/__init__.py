@@ -13,9 +13,11 @@ from . import _accessor  # noqa: F401  (registers the .nb accessor)
 from ._align import Aligned, align, average_repetitions, expand_to_trials, stimulus_ids
 from ._config import (
     Config,
+    Workspace,
     as_tensor,
     config_context,
     cpu_threads,
+    eigh_many,
     get_config,
     resolve_device,
     resolve_dtype,
@@ -35,7 +37,7 @@ from ._storage import load, save
 
 __all__ = [
     "Aligned", "align", "average_repetitions", "expand_to_trials", "stimulus_ids",
-    "Config", "as_tensor", "config_context", "cpu_threads", "get_config", "resolve_device", "resolve_dtype",
+    "Config", "Workspace", "as_tensor", "config_context", "cpu_threads", "eigh_many", "get_config", "resolve_device", "resolve_dtype",
     "activations", "eeg_epochs", "eeg_raw", "evoked", "fmri_responses", "fmri_timeseries", "rdm",
     "optional_import", "SCHEMAS", "SchemaError", "check_finite", "validate", "load", "save",
 ]

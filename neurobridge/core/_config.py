@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -17,6 +19,7 @@ import torch
 
 __all__ = [
     "Config", "config_context", "get_config", "as_tensor", "resolve_device", "resolve_dtype", "cpu_threads",
+    "Workspace", "eigh_many",
 ]
 
 
@@ -156,3 +159,58 @@ def cpu_threads(n: int, device: torch.device | str = "cpu") -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class Workspace:
+    """Named scratch buffers reused across the batches of a loop.
+
+    On CPU a fresh large tensor page-faults on every batch (the allocator returns big blocks to the OS),
+    which costs as much as a memory-bound kernel; a workspace keeps one buffer per name, grown on demand.
+    A returned view stays valid until the next request for the same name.
+
+    Examples
+    --------
+    >>> ws = Workspace(torch.float32, torch.device("cpu"))
+    >>> a = ws("res", (2, 3)); b = ws("res", (3, 2))
+    >>> a.data_ptr() == b.data_ptr()
+    True
+    """
+
+    def __init__(self, dtype: torch.dtype, device: torch.device | str = "cpu"):
+        self.dtype, self.device, self.bufs = dtype, torch.device(device), {}
+
+    def __call__(self, name: str, shape: Sequence[int], dtype: torch.dtype | None = None) -> torch.Tensor:
+        numel = math.prod(shape)
+        dtype = dtype or self.dtype
+        buf = self.bufs.get(name)
+        if buf is None or buf.numel() < numel or buf.dtype != dtype:
+            buf = torch.empty(numel, dtype=dtype, device=self.device)
+            self.bufs[name] = buf
+        return buf[:numel].view(*shape)
+
+
+def eigh_many(mats: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``torch.linalg.eigh`` of several symmetric matrices; on CPU concurrently, one LAPACK thread each.
+
+    A threaded LAPACK eigensolver scales poorly (and degrades badly when cores are shared: a 1000 x 1000
+    ``eigh`` took 26 s with 2 threads and 0.7 s with one on a busy 2-core machine), while independent
+    single-threaded solves scale with the cores and never wait on each other. On a quiet 2-core machine
+    six 1000 x 1000 float32 solves take 0.37 s this way, 0.43 s one after another with 2 threads and
+    0.72 s with one.
+
+    Examples
+    --------
+    >>> G = torch.eye(3) * torch.tensor([3.0, 1.0, 2.0])
+    >>> [lam.tolist() for lam, _ in eigh_many([G, 2 * G])]
+    [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]]
+    """
+    mats = list(mats)
+    if not mats:
+        return []
+    device = mats[0].device
+    n_workers = min(len(mats), torch.get_num_threads()) if device.type == "cpu" else 1
+    with cpu_threads(1, device):
+        if n_workers <= 1:
+            return [torch.linalg.eigh(m) for m in mats]
+        with ThreadPoolExecutor(n_workers) as pool:
+            return list(pool.map(torch.linalg.eigh, mats))

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from neurobridge.core import SchemaError, get_config
+from neurobridge.core import SchemaError, Workspace, get_config
 
 from ._compare import COMPARE_METHODS, DOT_METHODS, _prepare, compare_vectors
 from ._labelled import rdm_vectors
@@ -187,7 +187,7 @@ def time_resolved_rsa(
     bs = batch_size or _auto_batch(n, per, itemsize=x.element_size())
     out = torch.empty(n_items, vm.shape[0], dtype=x.dtype, device=x.device)
     starts = range(0, n_items, bs)
-    ws = _Workspace(x.dtype, x.device)
+    ws = Workspace(x.dtype, x.device)
     iu, ju = torch.triu_indices(n, n, offset=1, device=x.device)
     for s in _progress(starts, len(starts), "time-resolved RSA", progress):
         block = xf[s:s + bs]
@@ -243,22 +243,7 @@ def sphere_neighbourhoods(positions, radius: float, centers: Sequence[int] | Non
     return [np.sort(np.asarray(h, dtype=np.int64)) for h in hits]
 
 
-class _Workspace:
-    """Reusable buffers for batch loops: CPU allocations of large tensors page-fault on every batch."""
-
-    def __init__(self, dtype: torch.dtype, device: torch.device):
-        self.dtype, self.device, self.bufs = dtype, device, {}
-
-    def __call__(self, name: str, shape: Sequence[int], dtype: torch.dtype | None = None) -> torch.Tensor:
-        numel = math.prod(shape)
-        buf = self.bufs.get(name)
-        if buf is None or buf.numel() < numel:
-            buf = torch.empty(numel, dtype=dtype or self.dtype, device=self.device)
-            self.bufs[name] = buf
-        return buf[:numel].view(*shape)
-
-
-def _pattern_distances(x: torch.Tensor, metric: str, iu: torch.Tensor, ju: torch.Tensor, ws: _Workspace):
+def _pattern_distances(x: torch.Tensor, metric: str, iu: torch.Tensor, ju: torch.Tensor, ws: Workspace):
     """Condensed correlation/cosine/euclidean RDMs of (b, n, p) patterns into workspace buffers."""
     b, n, p_feat = x.shape
     if metric in ("correlation", "cosine"):
@@ -281,7 +266,7 @@ def _pattern_distances(x: torch.Tensor, metric: str, iu: torch.Tensor, ju: torch
 
 
 def _sphere_distances(xt: torch.Tensor, idx: torch.Tensor, k: torch.Tensor, metric: str, iu: torch.Tensor,
-                      ju: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+                      ju: torch.Tensor, ws: Workspace) -> torch.Tensor:
     """Condensed RDMs of the zero-padded neighbourhoods ``idx`` (c, K) of xt (L, p + 1, n); k real features.
 
     Uses only the inner products ``P = g^T g`` (one batched GEMM, padding contributes nothing) and the
@@ -420,7 +405,7 @@ def searchlight(
     if fast:
         xt = xf.transpose(-1, -2).contiguous()  # (L, p + 1, n): gather rows -> contiguous (c, K, n) blocks
         iu, ju = torch.triu_indices(n, n, offset=1, device=x.device)
-        ws = _Workspace(x.dtype, x.device)
+        ws = Workspace(x.dtype, x.device)
     for s in _progress(starts, len(starts), "searchlight", progress):
         idx = index[s:s + bs]
         v = valid[s:s + bs]

@@ -86,29 +86,49 @@ def test_gcv_matches_explicit_hat_matrix():
         np.testing.assert_allclose(-res.cv_scores[ia].numpy(), gcv, rtol=1e-8)
 
 
-def _brute_force_kfold(X, Y, alphas, folds):
+def _brute_force_kfold(X, Y, alphas, folds, fit_intercept=True):
     """Reference: refit scikit-learn Ridge for every fold and alpha, R^2 on the validation part."""
     scores = np.zeros((len(alphas), Y.shape[1]))
     for tr, va in folds:
         for ia, a in enumerate(alphas):
-            pred = SkRidge(alpha=a).fit(X[tr], Y[tr]).predict(X[va])
+            pred = SkRidge(alpha=a, fit_intercept=fit_intercept).fit(X[tr], Y[tr]).predict(X[va])
             yv = Y[va]
             ss = ((yv - yv.mean(0)) ** 2).sum(0)
             scores[ia] += 1 - ((yv - pred) ** 2).sum(0) / ss
     return scores / len(folds)
 
 
+def _fold_kinds(n):
+    """Contiguous K-fold (views), shuffled groups (reordered once), leave-one-group-out, and folds that do
+    not partition the samples (overlapping validation sets: per-fold gathers)."""
+    from sklearn.model_selection import LeaveOneGroupOut, ShuffleSplit
+
+    rng = np.random.default_rng(3)
+    groups = rng.permutation(np.repeat(np.arange(n // 2), 2))  # pairs of repetitions, scattered
+    runs = np.repeat(np.arange(4), -(-n // 4))[:n]
+    return {
+        "kfold": list(KFold(5).split(np.zeros(n))),
+        "groups": make_folds(n, 5, groups),
+        "logo": list(LeaveOneGroupOut().split(np.zeros(n), groups=runs)),
+        "shuffle": list(ShuffleSplit(4, test_size=0.25, random_state=0).split(np.zeros(n))),
+    }
+
+
+@pytest.mark.parametrize("kind", ["kfold", "groups", "logo", "shuffle"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("shape", [(100, 15), (50, 80)], ids=["primal", "dual"])
-def test_kfold_scores_match_refitting(shape):
+def test_kfold_scores_match_refitting(shape, fit_intercept, kind):
     X, Y = _data(*shape)
-    groups = np.repeat(np.arange(shape[0] // 2), 2)  # pairs of repetitions
-    folds = make_folds(len(X), 5, groups)
-    res = solve_ridge_cv(torch.tensor(X), torch.tensor(Y), ALPHAS, folds, progress=False)
-    ref = _brute_force_kfold(X, Y, ALPHAS, folds)
+    X += 3.0  # an offset, so that centring with the training means matters
+    folds = _fold_kinds(len(X))[kind]
+    res = solve_ridge_cv(torch.tensor(X), torch.tensor(Y), ALPHAS, folds, fit_intercept=fit_intercept,
+                         progress=False)
+    ref = _brute_force_kfold(X, Y, ALPHAS, folds, fit_intercept)
     np.testing.assert_allclose(res.cv_scores.numpy(), ref, atol=1e-9)
     np.testing.assert_array_equal(res.alpha.numpy(), ALPHAS[ref.argmax(0)])
-    coef = SkRidge(alpha=res.alpha.numpy()).fit(X, Y).coef_
-    assert _rel(res.coef.numpy().T, coef) < 1e-6
+    sk = SkRidge(alpha=res.alpha.numpy(), fit_intercept=fit_intercept).fit(X, Y)
+    assert _rel(res.coef.numpy().T, sk.coef_) < 1e-6
+    np.testing.assert_allclose(res.intercept.numpy(), sk.intercept_ if fit_intercept else 0.0, atol=1e-6)
 
 
 def test_kfold_matches_himalaya():
