@@ -37,49 +37,87 @@ def n_from_pairs(n_pairs: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- ranks
+_RANK_BLOCK_ROWS = 64
+"""Rows ranked together: their int64 keys (64 x 4950 x 8 B = 2.5 MB for a 100-stimulus RDM) stay in cache."""
+
+
+def _average_tied(svals: np.ndarray, pos: np.ndarray, dtype) -> np.ndarray:
+    """Average ranks (1-based) of one sorted row ``svals`` that has ties."""
+    n = len(svals)
+    new = np.ones(n, dtype=bool)
+    new[1:] = svals[1:] != svals[:-1]
+    start = np.maximum.accumulate(np.where(new, pos, 0))
+    last = np.ones(n, dtype=bool)
+    last[:-1] = new[1:]
+    end = np.minimum.accumulate(np.where(last, pos, n - 1)[::-1])[::-1]
+    return (start + end).astype(dtype) / 2 + 1
+
+
 def _rank_rows_numpy(x: np.ndarray, out: np.ndarray) -> None:
     """Average ranks of each row of a C-contiguous 2-d float array into ``out`` (numpy, one thread).
 
-    Rows are processed one at a time with reused buffers (no large temporaries, few page faults).
     float32 values and their positions are packed into one int64 key (order-preserving int32 of the
-    value in the high half, the column in the low half), so a single SIMD sort yields the permutation.
+    value in the high half, the column in the low half), so one SIMD sort per row yields the permutation;
+    blocks of rows go through each step together (no Python work per row unless a row has ties) in
+    reused buffers. float64 rows use a stable argsort.
     """
     n = x.shape[1]
     pos = np.arange(n, dtype=np.int64)
-    ranks_plain = (pos + 1).astype(out.dtype)
-    packed = x.dtype == np.float32 and n < 2**31
-    if packed:
-        tmp = np.empty(n, np.int32)
-        b32 = np.empty(n, np.int32)
-        key = np.empty(n, np.int64)
-        perm = np.empty(n, np.int64)
-    for r in range(x.shape[0]):
-        if packed:
-            v = (x[r] + np.float32(0.0)).view(np.int32)  # + 0.0 merges -0.0 into 0.0
-            np.right_shift(v, 31, out=tmp)
-            np.bitwise_and(tmp, 0x7FFFFFFF, out=tmp)
-            np.bitwise_xor(v, tmp, out=b32)
-            key[:] = b32
-            np.left_shift(key, 32, out=key)
-            np.bitwise_or(key, pos, out=key)
-            key.sort()
-            np.bitwise_and(key, 0xFFFFFFFF, out=perm)
-            np.right_shift(key, 32, out=key)
-            svals = key
-        else:
+    ranks_plain = (pos + 1).astype(out.dtype)[None, :]
+    if x.dtype != np.float32 or n >= 2**31:
+        for r in range(x.shape[0]):
             perm = np.argsort(x[r], kind="stable")
             svals = x[r][perm]
-        ties = svals[1:] == svals[:-1]
-        if ties.any():
-            new = np.ones(n, dtype=bool)
-            new[1:] = ~ties
-            start = np.maximum.accumulate(np.where(new, pos, 0))
-            last = np.ones(n, dtype=bool)
-            last[:-1] = ~ties
-            end = np.minimum.accumulate(np.where(last, pos, n - 1)[::-1])[::-1]
-            out[r][perm] = (start + end).astype(out.dtype) / 2 + 1
+            if (svals[1:] == svals[:-1]).any():
+                out[r][perm] = _average_tied(svals, pos, out.dtype)
+            else:
+                out[r][perm] = ranks_plain[0]
+        return
+    bsz = min(_RANK_BLOCK_ROWS, x.shape[0])
+    offsets = (np.arange(bsz, dtype=np.int64) * n)[:, None]  # flat scatter: 6x faster than put_along_axis
+    tiled = np.broadcast_to(ranks_plain, (bsz, n)).reshape(-1)
+    v32 = np.empty((bsz, n), np.float32)
+    tmp = np.empty((bsz, n), np.int32)
+    key = np.empty((bsz, n), np.int64)
+    hi = np.empty((bsz, n), np.int64)
+    for s in range(0, x.shape[0], bsz):
+        m = min(bsz, x.shape[0] - s)
+        xb, ob = x[s:s + m], out[s:s + m]
+        vb, tb, kb, hb = v32[:m], tmp[:m], key[:m], hi[:m]
+        np.add(xb, np.float32(0.0), out=vb)  # + 0.0 merges -0.0 into 0.0
+        ib = vb.view(np.int32)
+        np.right_shift(ib, 31, out=tb)  # order-preserving int32: flip the magnitude bits of negatives
+        np.bitwise_and(tb, 0x7FFFFFFF, out=tb)
+        np.bitwise_xor(ib, tb, out=tb)
+        np.left_shift(tb, 32, out=kb, dtype=np.int64)
+        np.bitwise_or(kb, pos, out=kb)
+        kb.sort(axis=1)
+        np.right_shift(kb, 32, out=hb)  # sorted values (as keys)
+        eq = hb[:, 1:] == hb[:, :-1]  # ties between neighbours in sorted order
+        np.bitwise_and(kb, 0xFFFFFFFF, out=kb)  # the permutation
+        if ob.flags.c_contiguous:
+            kb += offsets[:m]
+            ob.reshape(-1)[kb.reshape(-1)] = tiled[: m * n]
+            kb -= offsets[:m]
         else:
-            out[r][perm] = ranks_plain
+            np.put_along_axis(ob, kb, ranks_plain, axis=1)
+        if eq.any():  # float32 RDMs have a few ties per row: fix them all at once, not row by row
+            _average_ties(ob, kb, eq)
+
+
+def _average_ties(ob: np.ndarray, perm: np.ndarray, eq: np.ndarray) -> None:
+    """Give tied entries their average rank: ``eq[r, k]`` says sorted positions k and k + 1 of row r tie;
+    ``perm`` maps sorted positions to columns; ``ob`` holds the plain ranks ``k + 1``."""
+    r_i, k_i = np.nonzero(eq)
+    flat = r_i * (eq.shape[1] + 1) + k_i
+    first = np.ones(len(flat), dtype=bool)
+    first[1:] = flat[1:] != flat[:-1] + 1  # a run of ties starts here
+    last = np.ones(len(flat), dtype=bool)
+    last[:-1] = first[1:]
+    avg = (k_i[first] + k_i[last] + 1) / 2 + 1  # positions k_first .. k_last + 1, 1-based
+    vals = avg[np.cumsum(first) - 1].astype(ob.dtype)
+    ob[r_i, perm[r_i, k_i]] = vals
+    ob[r_i, perm[r_i, k_i + 1]] = vals
 
 
 def _rank_numpy(x2: np.ndarray) -> np.ndarray:
