@@ -75,6 +75,18 @@ def test_rank_matches_scipy():
     np.testing.assert_array_equal(rank(torch.as_tensor(x)).numpy(), stats.rankdata(x, axis=-1))
 
 
+def test_rank_blocks_with_ties_match_scipy():
+    """Many rows (several 64-row blocks, threaded): float32 RDM-like rows with a few ties each, runs of
+    ties at the ends, a constant row and signed zeros."""
+    rng = np.random.default_rng(4)
+    x = (1 - rng.uniform(-0.2, 0.2, (300, 4000))).astype(np.float32)
+    x[:, -3:] = x[:, :1]  # a run of 4 equal values in every row
+    x[7] = 1.0
+    x[9, :4] = [0.0, -0.0, -1.0, 0.0]
+    x[11, ::2] = x[11, 1::2]
+    np.testing.assert_array_equal(rank(torch.as_tensor(x)).numpy(), stats.rankdata(x, axis=-1))
+
+
 def test_rank_statistics_match_scipy():
     rng = np.random.default_rng(3)
     x, y = _vectors(rng, 1, 15, ties=True)[0], _vectors(rng, 1, 15, ties=True)[0]

@@ -104,6 +104,54 @@ def test_searchlight_matches_rsatoolbox(metric):
     assert out["n_features"].values.max() == max(len(n) for n in neighbors)
 
 
+@pytest.mark.parametrize("metric", ["correlation", "euclidean", "cosine"])
+@pytest.mark.parametrize("n_models", [1, 7])  # matrix-vector products, or one GEMM for many models
+def test_searchlight_pearson_from_full_matrices(metric, n_models):
+    """The pearson path never builds condensed RDMs: check it against pdist + pearson per sphere, in float64
+    and float32, with an offset in the data (so that centring inside each sphere matters)."""
+    rng = np.random.default_rng(5)
+    shape = (5, 4, 3)
+    coords, ijk = _grid(shape)
+    n_stim = 9
+    data = rng.standard_normal((n_stim, ijk.shape[0])) + 2.0
+    models = np.stack([pdist(rng.standard_normal((n_stim, 3))) for _ in range(n_models)])
+    model = nb.rsa.from_condensed(models, stimulus=np.arange(n_stim))
+    if n_models == 1:
+        model = model.isel({model.dims[0]: 0}) if model.ndim == 3 else model
+    betas = nb.core.fmri_responses(data, stimulus=np.arange(n_stim), dim="stimulus", voxel_coords=coords)
+    hoods = nb.rsa.sphere_neighbourhoods(ijk, 1.5)
+    ref_metric = "sqeuclidean" if metric == "euclidean" else metric  # ours: squared, per feature
+    ref = np.array([[stats.pearsonr(pdist(data[:, h], ref_metric), m).statistic
+                     for h in hoods] for m in models])
+    for dtype, tol in (("float64", 1e-10), ("float32", 2e-5)):
+        out = nb.rsa.searchlight(betas, model, radius=1.5, metric=metric, method="pearson", dtype=dtype,
+                                 batch_size=11, progress=False)
+        np.testing.assert_allclose(out.values.reshape(n_models, -1), ref, atol=tol)
+
+
+def test_grid_neighbourhoods_equal_kdtree():
+    from scipy.spatial import cKDTree
+
+    from neurobridge.rsa._maps import _grid_neighbourhoods
+
+    rng = np.random.default_rng(6)
+    _, ijk = _grid((9, 7, 6))
+    pos = ijk[rng.random(len(ijk)) < 0.6] - np.array([2, 0, 5])  # a masked grid, negative indices too
+    centers = rng.choice(len(pos), 40, replace=False)
+    for radius in (0.5, 1.0, 1.9, 2.0, 3.3):
+        grid = _grid_neighbourhoods(pos.astype(float), radius, centers)
+        assert grid is not None
+        hits = cKDTree(pos).query_ball_point(pos[centers], r=radius * (1 + 1e-12))
+        listed = nb.rsa.sphere_neighbourhoods(pos, radius, centers)
+        for c, h in enumerate(hits):
+            np.testing.assert_array_equal(grid[0][c, : grid[1][c]], np.sort(h))
+            np.testing.assert_array_equal(listed[c], np.sort(h))
+        assert (grid[0][np.arange(grid[0].shape[1])[None] >= grid[1][:, None]] == len(pos)).all()
+    assert _grid_neighbourhoods(pos * 2.5 + 0.1, 3.0, centers) is None  # mm coordinates: KD-tree path
+    off = nb.rsa.sphere_neighbourhoods(pos * 2.5 + 0.1, 3.0, centers)
+    np.testing.assert_array_equal(off[0], np.sort(cKDTree(pos * 2.5).query_ball_point(pos[centers[0]] * 2.5, 3.0)))
+
+
 def test_searchlight_planted_region_and_sensor_neighbourhoods():
     rng = np.random.default_rng(4)
     shape = (8, 8, 3)
