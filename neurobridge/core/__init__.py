@@ -14,6 +14,7 @@ from ._align import Aligned, align, average_repetitions, expand_to_trials, stimu
 from ._config import (
     Config,
     Workspace,
+    all_finite,
     as_tensor,
     config_context,
     cpu_threads,
@@ -37,7 +38,7 @@ from ._storage import load, save
 
 __all__ = [
     "Aligned", "align", "average_repetitions", "expand_to_trials", "stimulus_ids",
-    "Config", "Workspace", "as_tensor", "config_context", "cpu_threads", "eigh_many", "get_config", "resolve_device", "resolve_dtype",
+    "Config", "Workspace", "all_finite", "as_tensor", "config_context", "cpu_threads", "eigh_many", "get_config", "resolve_device", "resolve_dtype",
     "activations", "eeg_epochs", "eeg_raw", "evoked", "fmri_responses", "fmri_timeseries", "rdm",
     "optional_import", "SCHEMAS", "SchemaError", "check_finite", "validate", "load", "save",
 ]

@@ -31,7 +31,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core import Workspace, as_tensor, cpu_threads, eigh_many, get_config, resolve_device
+from ..core import (
+    Workspace,
+    all_finite,
+    as_tensor,
+    cpu_threads,
+    eigh_many,
+    get_config,
+    resolve_device,
+)
 from ._cv import make_folds
 from ._memory import target_batch_size, threads_for
 
@@ -109,8 +117,7 @@ def check_finite_tensor(x: torch.Tensor, name: str) -> None:
     --------
     >>> check_finite_tensor(torch.ones(3), "X")
     """
-    # a finite sum proves every entry finite without allocating a mask as large as x
-    if x.is_floating_point() and not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         bad = (~torch.isfinite(x)).nonzero()
         first = tuple(int(i) for i in bad[0])
         raise ValueError(f"{name} contains {len(bad)} non-finite value(s) (NaN or inf), first at index {first}; "

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from neurobridge.core import all_finite
+
 __all__ = ["rank", "compare_vectors", "COMPARE_METHODS", "n_from_pairs"]
 
 COMPARE_METHODS = ("spearman", "pearson", "kendall", "tau-b", "rho-a", "cosine", "corr_cov", "cosine_cov")
@@ -37,8 +39,9 @@ def n_from_pairs(n_pairs: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- ranks
-_RANK_BLOCK_ROWS = 64
-"""Rows ranked together: their int64 keys (64 x 4950 x 8 B = 2.5 MB for a 100-stimulus RDM) stay in cache."""
+_RANK_BLOCK_ELEMENTS = 2**18
+"""Entries ranked together (up to 64 rows): their int64 keys (2 MB) stay in cache; long rows (a
+1000-stimulus RDM has 499,500 entries) go one at a time."""
 
 
 def _average_tied(svals: np.ndarray, pos: np.ndarray, dtype) -> np.ndarray:
@@ -73,7 +76,7 @@ def _rank_rows_numpy(x: np.ndarray, out: np.ndarray) -> None:
             else:
                 out[r][perm] = ranks_plain[0]
         return
-    bsz = min(_RANK_BLOCK_ROWS, x.shape[0])
+    bsz = max(1, min(64, _RANK_BLOCK_ELEMENTS // max(n, 1), x.shape[0]))
     offsets = (np.arange(bsz, dtype=np.int64) * n)[:, None]  # flat scatter: 6x faster than put_along_axis
     tiled = np.broadcast_to(ranks_plain, (bsz, n)).reshape(-1)
     v32 = np.empty((bsz, n), np.float32)
@@ -233,7 +236,7 @@ def _as_pair(x, y) -> tuple[torch.Tensor, torch.Tensor]:
         torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
     except RuntimeError as err:
         raise ValueError(f"leading shapes {tuple(x.shape[:-1])} and {tuple(y.shape[:-1])} do not broadcast") from err
-    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+    if not (all_finite(x) and all_finite(y)):
         raise ValueError("RDM vectors contain NaN or inf; drop the affected stimuli or fill the entries first")
     return x, y
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core import cpu_threads, get_config
+from ..core import all_finite, cpu_threads, get_config
 from ._compare import COMPARE_METHODS, compare_vectors, n_from_pairs, rank
 
 __all__ = ["BootstrapEvaluation", "noise_ceiling_vectors", "bootstrap_evaluations", "permutation_null"]
@@ -81,7 +81,7 @@ def noise_ceiling_vectors(data: torch.Tensor, method: str = "spearman", *, cov=N
     s = data.shape[0]
     if s < 2:
         raise ValueError(f"a leave-one-subject-out noise ceiling needs at least 2 subjects, got {s}")
-    if not bool(torch.isfinite(data).all()):
+    if not all_finite(data):
         raise ValueError("data RDMs contain NaN or inf; drop the affected stimuli first")
     z = _pool_transform(data, method)
     total = z.sum(0)
@@ -328,7 +328,7 @@ def bootstrap_evaluations(
     if data.ndim < 2 or models.ndim != 2 or data.shape[-1] != models.shape[-1]:
         raise ValueError(f"expected data (n_subjects, ..., n_pairs) and models (n_models, n_pairs) with the same "
                          f"n_pairs; got {tuple(data.shape)} and {tuple(models.shape)}")
-    if not (bool(torch.isfinite(data).all()) and bool(torch.isfinite(models).all())):
+    if not (all_finite(data) and all_finite(models)):
         raise ValueError("RDMs contain NaN or inf; drop the affected stimuli first")
     dev, dtype = data.device, data.dtype
     models = models.to(dev, dtype)

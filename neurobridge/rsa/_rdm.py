@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from neurobridge.core import SchemaError, as_tensor, validate
+from neurobridge.core import SchemaError, all_finite, as_tensor, validate
 from neurobridge.core._schemas import ATTR_TYPES
 
 from ._compare import n_from_pairs
@@ -398,9 +398,7 @@ def _as_t(x, dtype=None, device=None) -> torch.Tensor:
     return as_tensor(x, dtype=dtype, device=device)
 
 
-def _all_finite(t: torch.Tensor) -> bool:
-    """Cheap check: a finite sum means finite values (NaN/inf propagate); overflow falls back to the full test."""
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+_all_finite = all_finite
 
 
 def _group_sum(t: torch.Tensor, codes: torch.Tensor, n_groups: int) -> torch.Tensor:
