@@ -25,10 +25,11 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/neurobridge benchmark
 
-# Default tier: everything but `slow` tests, plus every tutorial notebook (executed, figures drawn).
+# Default tier: everything but `slow` tests, every tutorial notebook (executed, figures drawn) and every
+# docstring example in the package.
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --nbmake tests tutorials
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --nbmake --doctest-modules tests tutorials neurobridge
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow tests

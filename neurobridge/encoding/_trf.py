@@ -66,7 +66,7 @@ def fit_trf(stimulus: xr.DataArray, response: xr.DataArray, *, tmin: float, tmax
     >>> eeg = np.stack([np.convolve(env, [0, 0.5, 1.0, 0.5])[:2000]]) + 0.5 * rng.normal(size=(1, 2000))
     >>> res = fit_trf(xr.DataArray(env, dims="time"), nb.core.eeg_raw(eeg, sfreq=100.0), tmin=0.0, tmax=0.05,
     ...               alphas=[1e-2, 1.0, 100.0], progress=False)
-    >>> int(res.weights.isel(feature=0, channel=0).argmax()), bool(res.score > 0.8)
+    >>> int(res.weights.isel(feature=0, channel=0).argmax("lag")), bool(res.score > 0.8)
     (2, True)
     """
     if scoring not in _SCORES:
