@@ -434,6 +434,8 @@ def _fold_fits(X: torch.Tensor, folds, *, fit_intercept: bool, method: str, with
     Returns ``(fits, perm, full)``: ``perm`` orders the rows of Y for the fits' slices (None: as given),
     ``full`` is ``(_Decomp, x_mean)`` of the whole design or None.
     """
+    if method not in ("auto", "primal", "dual"):
+        raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
     n, p = X.shape
     dev = X.device
     layout = _fold_layout(folds, n)
@@ -459,8 +461,6 @@ def _fold_fits(X: torch.Tensor, folds, *, fit_intercept: bool, method: str, with
 
     methods = [method if method != "auto" else ("primal" if n_tr >= p else "dual") for *_, n_tr in specs]
     full_method = method if method != "auto" else ("primal" if n >= p else "dual")
-    if method not in ("auto", "primal", "dual"):
-        raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
     x_mean = X.mean(0) if fit_intercept else zeros
     X0 = None
     if "dual" in methods or (with_full and full_method == "dual"):
