@@ -25,11 +25,11 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/neurobridge benchmark
 
-# Default tier: everything but `slow` tests, every tutorial notebook (executed, figures drawn) and every
-# docstring example in the package.
+# Default tier: everything but `slow` tests (tests/test_docstrings.py runs every docstring example), plus
+# every tutorial notebook (executed, figures drawn).
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --nbmake --doctest-modules tests tutorials neurobridge
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --nbmake tests tutorials
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow tests
