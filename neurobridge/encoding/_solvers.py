@@ -518,8 +518,8 @@ def _fold_fits(X: torch.Tensor, folds, *, fit_intercept: bool, method: str, with
 def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds, *, fit_intercept: bool,
                   scoring: str, method: str, n_targets_batch: int | None, progress: bool,
                   desc: str = "ridge cv", with_full: bool = False):
-    """Validation scores (n_alphas, n_targets), averaged over folds (and the full decomposition with
-    ``with_full``: ``(scores, (dec, x_mean))``)."""
+    """``(scores, full)``: validation scores (n_alphas, n_targets) averaged over folds, and with ``with_full``
+    the decomposition of the whole design for the refit, ``(dec, x_mean)`` (else None)."""
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
     dev = X.device
@@ -555,7 +555,7 @@ def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds,
             YvT, denom = _val_targets(Yv_raw, ym, scoring, ws)
             scores[:, b] += _fold_scores(scoring, f.A, d, Bp, YvT, denom, ws)
     scores /= len(folds)
-    return (scores, full) if with_full else scores
+    return scores, full
 
 
 @_small_single_threaded()
@@ -916,8 +916,8 @@ def solve_banded_ridge_cv(X, Y, feature_spaces=None, alphas=DEFAULT_ALPHAS, fold
     show = _progress(progress)
     for it in tqdm(range(len(G)), desc="banded ridge", disable=not show):
         scale = G[it][space_of].sqrt()
-        scores = _kfold_scores(X * scale, Y, a, fold_list, fit_intercept=fit_intercept, scoring=scoring,
-                               method=method, n_targets_batch=n_targets_batch, progress=False)
+        scores, _ = _kfold_scores(X * scale, Y, a, fold_list, fit_intercept=fit_intercept, scoring=scoring,
+                                  method=method, n_targets_batch=n_targets_batch, progress=False)
         arg = scores.argmax(0)
         s = scores.gather(0, arg[None]).squeeze(0)
         cv_scores[it] = s

@@ -61,8 +61,8 @@ def _rank_rows_numpy(x: np.ndarray, out: np.ndarray) -> None:
 
     float32 values and their positions are packed into one int64 key (order-preserving int32 of the
     value in the high half, the column in the low half), so one SIMD sort per row yields the permutation;
-    blocks of rows go through each step together (no Python work per row unless a row has ties) in
-    reused buffers. float64 rows use a stable argsort.
+    blocks of rows go through each step together, ties included (no Python work per row), in reused
+    buffers. float64 rows use a stable argsort, one row at a time.
     """
     n = x.shape[1]
     pos = np.arange(n, dtype=np.int64)

@@ -247,15 +247,19 @@ def _grid_neighbourhoods(pos: np.ndarray, radius: float, idx: np.ndarray):
     lo = pos.min(0).astype(np.int64)
     r = int(np.floor(radius * (1 + 1e-12)))
     shape = pos.max(0).astype(np.int64) - lo + 1 + 2 * r
-    if np.prod(shape, dtype=float) > 2e8 or len(np.unique(pos, axis=0)) != len(pos):
-        return None
+    if np.prod(shape, dtype=float) > 2e7 or len(np.unique(pos, axis=0)) != len(pos):
+        return None  # a lookup volume over 160 MB, or repeated positions: the KD-tree path
     vol = np.full(tuple(shape), len(pos), dtype=np.int64)  # padding value outside the points
     ijk = pos.astype(np.int64) - lo + r
     vol[tuple(ijk.T)] = np.arange(len(pos))
     ax = np.arange(-r, r + 1)
     off = np.stack(np.meshgrid(*([ax] * pos.shape[1]), indexing="ij"), -1).reshape(-1, pos.shape[1])
     off = off[(off.astype(float) ** 2).sum(1) <= (radius * (1 + 1e-12)) ** 2]
-    cand = np.sort(vol[tuple((ijk[idx][:, None, :] + off[None]).transpose(2, 0, 1))], axis=1)  # pads last
+    chunks = []
+    for s in range(0, len(idx), 50_000):  # bounded temporaries for whole-brain grids
+        at = ijk[idx[s:s + 50_000]][:, None, :] + off[None]
+        chunks.append(np.sort(vol[tuple(at.transpose(2, 0, 1))], axis=1))  # the padding value sorts last
+    cand = np.concatenate(chunks) if chunks else np.zeros((0, len(off)), dtype=np.int64)
     sizes = (cand < len(pos)).sum(1)
     return np.ascontiguousarray(cand[:, : int(sizes.max(initial=0))]), sizes
 

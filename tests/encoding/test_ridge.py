@@ -131,6 +131,19 @@ def test_kfold_scores_match_refitting(shape, fit_intercept, kind):
     np.testing.assert_allclose(res.intercept.numpy(), sk.intercept_ if fit_intercept else 0.0, atol=1e-6)
 
 
+@pytest.mark.parametrize("solver", ["kfold", "loo", "gcv"])
+def test_scores_without_weights(solver):
+    from neurobridge.encoding import RIDGE_SOLVERS
+
+    X, Y = _data(80, 12, 6)
+    fn = RIDGE_SOLVERS[solver]
+    full = fn(torch.tensor(X), torch.tensor(Y), ALPHAS, 5, progress=False)
+    bare = fn(torch.tensor(X), torch.tensor(Y), ALPHAS, 5, return_weights=False, progress=False)
+    assert bare.coef is None and bare.intercept is None and full.coef is not None
+    np.testing.assert_array_equal(bare.alpha.numpy(), full.alpha.numpy())
+    np.testing.assert_allclose(bare.cv_scores.numpy(), full.cv_scores.numpy(), rtol=1e-12, atol=1e-14)
+
+
 def test_kfold_matches_himalaya():
     himalaya = pytest.importorskip("himalaya")
     from himalaya.backend import set_backend
