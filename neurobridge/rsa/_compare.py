@@ -87,21 +87,23 @@ def _rank_rows_numpy(x: np.ndarray, out: np.ndarray) -> None:
         m = min(bsz, x.shape[0] - s)
         xb, ob = x[s:s + m], out[s:s + m]
         vb, tb, kb, hb = v32[:m], tmp[:m], key[:m], hi[:m]
-        np.add(xb, np.float32(0.0), out=vb)  # + 0.0 merges -0.0 into 0.0
-        ib = vb.view(np.int32)
-        np.right_shift(ib, 31, out=tb)  # order-preserving int32: flip the magnitude bits of negatives
-        np.bitwise_and(tb, 0x7FFFFFFF, out=tb)
-        np.bitwise_xor(ib, tb, out=tb)
-        np.left_shift(tb, 32, out=kb, dtype=np.int64)
+        ib = xb.view(np.int32)
+        if ib.min() < 0:  # negative values or -0.0 (distances rarely have any: then 4 passes are skipped)
+            np.add(xb, np.float32(0.0), out=vb)  # + 0.0 merges -0.0 into 0.0
+            ib = vb.view(np.int32)
+            np.right_shift(ib, 31, out=tb)  # order-preserving int32: flip the magnitude bits of negatives
+            np.bitwise_and(tb, 0x7FFFFFFF, out=tb)
+            np.bitwise_xor(ib, tb, out=tb)
+            ib = tb
+        np.left_shift(ib, 32, out=kb, dtype=np.int64)  # the bits of a non-negative float32 sort as int32
         np.bitwise_or(kb, pos, out=kb)
         kb.sort(axis=1)
         np.right_shift(kb, 32, out=hb)  # sorted values (as keys)
         eq = hb[:, 1:] == hb[:, :-1]  # ties between neighbours in sorted order
         np.bitwise_and(kb, 0xFFFFFFFF, out=kb)  # the permutation
         if ob.flags.c_contiguous:
-            kb += offsets[:m]
-            ob.reshape(-1)[kb.reshape(-1)] = tiled[: m * n]
-            kb -= offsets[:m]
+            np.add(kb, offsets[:m], out=hb)  # flat indices (hb is free again)
+            ob.reshape(-1)[hb.reshape(-1)] = tiled[: m * n]
         else:
             np.put_along_axis(ob, kb, ranks_plain, axis=1)
         if eq.any():  # float32 RDMs have a few ties per row: fix them all at once, not row by row
