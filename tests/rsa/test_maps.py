@@ -176,10 +176,14 @@ def test_searchlight_planted_region_and_sensor_neighbourhoods():
     sl = nb.rsa.searchlight(ev, model, radius=0.025, dtype="float64", progress=False)
     assert sl.dims == ("time", "channel") and sl["n_features"].values.tolist()[:3] == [3, 4, 5]
     hood = [0, 1, 2, 3, 4]  # channel 2 within 0.025 m: channels 0..4 (0.01 m spacing)
+    sl_p = nb.rsa.searchlight(ev, model, radius=0.025, method="pearson", dtype="float64", progress=False)
     for t in (0, 3):
         sub = ev.isel(channel=hood, time=t).values
-        ref = stats.spearmanr(pdist(sub, "correlation"), squareform(model.values, checks=False)).statistic
+        mvec = squareform(model.values, checks=False)
+        ref = stats.spearmanr(pdist(sub, "correlation"), mvec).statistic
         assert float(sl.isel(time=t, channel=2)) == pytest.approx(ref, abs=1e-10)
+        ref_p = stats.pearsonr(pdist(sub, "correlation"), mvec).statistic  # full-matrix path, time mapped
+        assert float(sl_p.isel(time=t, channel=2)) == pytest.approx(ref_p, abs=1e-10)
 
 
 def test_searchlight_crossnobis_equals_per_sphere_rdm():
