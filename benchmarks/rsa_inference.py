@@ -51,6 +51,19 @@ def _timed(fn, device):
     return time.perf_counter() - t, out
 
 
+def _interleave(anchor, ours, repeats: int, device: str):
+    """Warm both up, then time them alternately; returns (anchor times, our times, last outputs of each)."""
+    _, ref = _timed(anchor, device)
+    _, mine = _timed(ours, device)
+    t_anchor, t_ours = [], []
+    for _ in range(repeats):
+        t, ref = _timed(anchor, device)
+        t_anchor.append(t)
+        t, mine = _timed(ours, device)
+        t_ours.append(t)
+    return t_anchor, t_ours, ref, mine
+
+
 def s4(n_cond: int, n_subj: int, n_models: int, n_boot: int, anchor_boot: int, repeats: int, method: str,
        device: str, dtype: torch.dtype) -> dict:
     import rsatoolbox
@@ -81,16 +94,8 @@ def s4(n_cond: int, n_subj: int, n_models: int, n_boot: int, anchor_boot: int, r
     def ours_full():
         return bootstrap_evaluations(dt, mt, method, stimulus_counts=full_counts)
 
-    # warm-up, then interleave
-    ta, ref = _timed(anchor, device)
-    _, same = _timed(ours_same, device)
-    _timed(ours_full, device)
-    t_anchor, t_ours = [], []
-    for _ in range(repeats):
-        t, ref = _timed(anchor, device)
-        t_anchor.append(t)
-        t, _ = _timed(ours_full, device)
-        t_ours.append(t)
+    _timed(ours_same, device)  # warm-up of the same-indices run, then the timed pair interleaved
+    t_anchor, t_ours, ref, _ = _interleave(anchor, ours_full, repeats, device)
     _, same = _timed(ours_same, device)
     diff_eval = float(np.nanmax(np.abs(same.evaluations.double().cpu().numpy() - ref.evaluations)))
     nc = np.stack([same.lower.double().cpu().numpy(), same.upper.double().cpu().numpy()])
@@ -139,14 +144,7 @@ def s1_null(n_stim: int, n_chan: int, n_time: int, n_perm: int, anchor_perm: int
     def ours():
         return permutation_null(brain, model, "spearman", permutations=perms)
 
-    ta, ref = _timed(anchor, device)
-    _timed(ours, device)
-    t_anchor, t_ours = [], []
-    for _ in range(repeats):
-        t, ref = _timed(anchor, device)
-        t_anchor.append(t)
-        t, (obs, null) = _timed(ours, device)
-        t_ours.append(t)
+    t_anchor, t_ours, ref, (obs, null) = _interleave(anchor, ours, repeats, device)
     diff = float(np.max(np.abs(null[:anchor_perm, 0].double().cpu().numpy() - ref)))
     scale = n_perm / anchor_perm
     med_a, med_o = statistics.median(t_anchor) * scale, statistics.median(t_ours)

@@ -35,7 +35,6 @@ from ..core import (
     Workspace,
     all_finite,
     as_tensor,
-    cpu_threads,
     eigh_many,
     get_config,
     resolve_device,
@@ -179,17 +178,6 @@ def _small_single_threaded(n_fits_key: str | None = None):
     return deco
 
 
-def _eigh(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric eigendecomposition in ``G``'s dtype (float32 is ~3x faster than float64 on CPU, as
-    himalaya's float32 SVD), single-threaded on CPU.
-
-    The eigensolver is a small share of the work, and threaded LAPACK eigensolvers degrade badly when
-    cores are shared: on a busy 2-core machine a 1000 x 1000 ``eigh`` took 26 s with 2 threads and 0.7 s
-    with one."""
-    with cpu_threads(1, G.device):
-        return torch.linalg.eigh(G)
-
-
 def _null_tol(lam: torch.Tensor, n: int, p: int) -> torch.Tensor:
     """Eigenvalues of a Gram matrix below this are numerically zero (their directions are dropped)."""
     top = lam.abs().max().clamp_min(torch.finfo(lam.dtype).tiny)
@@ -198,33 +186,49 @@ def _null_tol(lam: torch.Tensor, n: int, p: int) -> torch.Tensor:
 
 
 class _Decomp(NamedTuple):
-    V: torch.Tensor | None  # (p, r): right singular vectors of the centred design (None: dual without V)
+    V: torch.Tensor  # (p, r): right singular vectors of the centred design
     lam: torch.Tensor  # (r,): squared singular values
-    Z: torch.Tensor | None  # (n, r): X V
+    Z: torch.Tensor  # (n, r): X V
     Qs: torch.Tensor | None = None  # dual only: (n, r) Q / sqrt(lam), so that X_new V = (X_new X^T) Qs
 
 
-def _decompose(X: torch.Tensor, method: str = "auto", need_z: bool = True, need_v: bool = True) -> _Decomp:
-    """Eigen-decompose a centred design ``X`` (n, p) in float64 and return the non-null part."""
+def _decompose(X: torch.Tensor, method: str = "auto") -> _Decomp:
+    """Eigen-decompose a centred design ``X`` (n, p) and return the non-null part.
+
+    In ``X``'s dtype: float32 solves are ~3x faster than float64 on CPU (as himalaya's float32 SVD), and the
+    eigensolver runs single-threaded on CPU (see :func:`neurobridge.core.eigh_many`)."""
     n, p = X.shape
     if method == "auto":
         method = "primal" if n >= p else "dual"
     if method == "primal":
-        lam, V = _eigh(X.T @ X)
-        keep = lam > _null_tol(lam, n, p)
-        lam, V = lam[keep], V[:, keep]
-        Z = X @ V if need_z else None
+        (lam, V), = eigh_many([X.T @ X])
+        lam, V, Z, _ = _finish_primal(X, None, lam, V)
         return _Decomp(V, lam, Z)
     if method == "dual":
-        lam, Q = _eigh(X @ X.T)
-        keep = lam > _null_tol(lam, n, p)
-        lam, Q = lam[keep], Q[:, keep]
-        sq = lam.sqrt()
-        Qs = Q / sq
-        V = X.T @ Qs if need_v else None  # p x n x r: skipped when predictions go through the kernel
-        Z = Q * sq if need_z else None
-        return _Decomp(V, lam, Z, Qs)
+        K = X @ X.T
+        (lam, Q), = eigh_many([K])
+        lam, Qs, Z, _ = _finish_dual(K, None, lam, Q, p)
+        return _Decomp(X.T @ Qs, lam, Z, Qs)
     raise ValueError(f"method must be 'auto', 'primal' or 'dual', got {method!r}")
+
+
+def _finish_primal(Xtr: torch.Tensor, Xva: torch.Tensor | None, lam: torch.Tensor, V: torch.Tensor):
+    """Drop the null directions of ``eigh(Xtr^T Xtr)``; returns ``lam, V, Z = Xtr V, A = Xva V``."""
+    keep = lam > _null_tol(lam, *Xtr.shape)
+    if not bool(keep.all()):
+        lam, V = lam[keep], V[:, keep]
+    return lam, V, Xtr @ V, (None if Xva is None else Xva @ V)
+
+
+def _finish_dual(Ktr: torch.Tensor, Kva: torch.Tensor | None, lam: torch.Tensor, Q: torch.Tensor, p: int):
+    """Drop the null directions of ``eigh(Ktr)``; returns ``lam, Qs = Q / sqrt(lam), Z = Q sqrt(lam),
+    A = Kva Qs`` (so that ``X_new V = (X_new X^T) Qs``)."""
+    keep = lam > _null_tol(lam, Ktr.shape[0], p)
+    if not bool(keep.all()):
+        lam, Q = lam[keep], Q[:, keep]
+    sq = lam.sqrt()
+    Qs = Q / sq
+    return lam, Qs, Q * sq, (None if Kva is None else Kva @ Qs)
 
 
 def _center(X, fit_intercept: bool):
@@ -408,22 +412,6 @@ def _fold_layout(folds, n: int):
     return order, np.cumsum([0] + [len(v) for v in vals])
 
 
-def _finish_primal(Xtr: torch.Tensor, Xva: torch.Tensor | None, lam: torch.Tensor, V: torch.Tensor):
-    keep = lam > _null_tol(lam, *Xtr.shape)
-    if not bool(keep.all()):
-        lam, V = lam[keep], V[:, keep]
-    return lam, V, Xtr @ V, (None if Xva is None else Xva @ V)
-
-
-def _finish_dual(Ktr: torch.Tensor, Kva: torch.Tensor | None, lam: torch.Tensor, Q: torch.Tensor, p: int):
-    keep = lam > _null_tol(lam, Ktr.shape[0], p)
-    if not bool(keep.all()):
-        lam, Q = lam[keep], Q[:, keep]
-    sq = lam.sqrt()
-    Qs = Q / sq
-    return lam, Qs, Q * sq, (None if Kva is None else Kva @ Qs)
-
-
 def _fold_fits(X: torch.Tensor, folds, *, fit_intercept: bool, method: str, with_full: bool = False):
     """Decompose every training fold (and, with ``with_full``, the whole design for the refit).
 
@@ -492,7 +480,7 @@ def _fold_fits(X: torch.Tensor, folds, *, fit_intercept: bool, method: str, with
     fits = []
     for k, ((tr, va, n_tr), meth) in enumerate(zip(specs, methods, strict=True)):
         lam, vec = eig[k]
-        if meth == "primal":
+        if meth == "primal":  # the centred rows again: cheaper than holding every fold's copy through eigh
             xm = prep[k]
             lam, _, Z, A = _finish_primal(rows(tr) - xm, Xp[va] - xm, lam, vec)
         else:
@@ -778,7 +766,7 @@ def solve_kernel_ridge_cv(K, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, 
         Ktr, Kva = K[tr_t][:, tr_t], K[va_t][:, tr_t]
         if fit_intercept:
             Ktr, Kva = _center_kernels(Ktr, Kva)
-        lam, Q = _eigh(Ktr)
+        (lam, Q), = eigh_many([Ktr])
         lam = lam.clamp_min(0)
         plan.append((tr_t, va_t, Q, Kva @ Q, lam))
     batch = target_batch_size(n_t, K.element_size() * (3 * K.shape[0] + len(a) * (len(fold_list) + 1)), dev,
@@ -798,7 +786,7 @@ def solve_kernel_ridge_cv(K, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, 
     best_score = scores.gather(0, best[None]).squeeze(0)
     Kc = _center_kernels(K, None)[0] if fit_intercept else K
     ym = Y.mean(0) if fit_intercept else torch.zeros(n_t, dtype=K.dtype, device=dev)
-    lam, Q = _eigh(Kc)
+    (lam, Q), = eigh_many([Kc])
     lam = lam.clamp_min(0)
     dual = torch.empty(K.shape[0], n_t, dtype=K.dtype, device=dev)
     for b in _batches(n_t, batch):

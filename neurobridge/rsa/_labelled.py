@@ -6,10 +6,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurobridge.core import SchemaError, validate
+from neurobridge.core import SchemaError, all_finite, validate
 
 from ._compare import COMPARE_METHODS, compare_vectors, n_from_pairs
-from ._rdm import _all_finite, _as_t, _lead_coords, from_condensed
+from ._rdm import _as_t, _lead_coords, from_condensed
 
 __all__ = ["compare", "rdm_vectors"]
 
@@ -66,7 +66,7 @@ def rdm_vectors(da: xr.DataArray, *, stimulus=None, dims=None, dtype=None, devic
     n = t.shape[-1]
     i, j = torch.triu_indices(n, n, offset=1, device=t.device)
     v = t[..., i, j]
-    if not _all_finite(v):
+    if not all_finite(v):
         raise SchemaError("compare: an RDM contains NaN or inf entries; drop the affected stimuli first")
     return v, lead, ids
 

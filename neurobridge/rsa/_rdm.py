@@ -398,9 +398,6 @@ def _as_t(x, dtype=None, device=None) -> torch.Tensor:
     return as_tensor(x, dtype=dtype, device=device)
 
 
-_all_finite = all_finite
-
-
 def _group_sum(t: torch.Tensor, codes: torch.Tensor, n_groups: int) -> torch.Tensor:
     """Sum the rows (axis -2) of ``t`` (..., m, p) that share a group code: (..., n_groups, p), contiguous.
 
@@ -419,7 +416,7 @@ def _group_sum(t: torch.Tensor, codes: torch.Tensor, n_groups: int) -> torch.Ten
 
 def _to_tensor(da: xr.DataArray, order: Sequence[Hashable], dtype, device) -> torch.Tensor:
     t = _as_t(da.transpose(*order), dtype=dtype, device=device)
-    if not _all_finite(t):
+    if not all_finite(t):
         raise SchemaError("rdm: the data contain NaN or inf; drop or interpolate them first "
                           "(e.g. da.dropna(...), da.interpolate_na(...), or mark bad channels)")
     return t
