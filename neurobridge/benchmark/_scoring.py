@@ -195,8 +195,7 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
         lo_da, up_da = ceil["lower"], ceil["upper"]
         if "time" in lo_da.dims:
             ceiling_time = (lo_da, up_da)
-            lo_da = lo_da.isel(time=_window(bench, lo_da["time"].values)).mean("time")
-            up_da = up_da.isel(time=_window(bench, up_da["time"].values)).mean("time")
+            lo_da, up_da = _summary(lo_da, bench), _summary(up_da, bench)
         lower, upper = float(lo_da), float(up_da)
     elif bench.ceiling == "subject":
         raise ValueError(f"benchmark {bench.name!r} asks for a subject noise ceiling but its brain data have "
@@ -211,9 +210,7 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
         ev = rsa.evaluate_models(brain, mrdm, bench.compare, over=over, n_bootstraps=n_bootstrap,
                                  model_dim="layer", noise_ceiling=False, seed=seed, progress=progress,
                                  dtype="float32")
-        boot = ev["bootstrap"]
-        if "time" in boot.dims:
-            boot = boot.isel(time=_window(bench, boot["time"].values)).mean("time")
+        boot = _summary(ev["bootstrap"], bench)  # time-window mean (no subject dim here)
         b = boot.transpose("bootstrap", "layer").values
         ci_low, ci_high = np.nanpercentile(b, 2.5, axis=0), np.nanpercentile(b, 97.5, axis=0)
         what = "stimuli and subjects" if over == "both" else "stimuli"

@@ -378,7 +378,7 @@ def activations(
 
 def _finish(sink, ids, names, runner, running, attrs, pooling) -> xr.DataTree:
     if hasattr(sink, "finish"):
-        return sink.finish(runner.kinds, running)
+        return sink.finish()
     root = xr.Dataset(attrs={"layers": list(names), **attrs})
     nodes: dict[str, xr.Dataset] = {"/": root}
     for name in names:

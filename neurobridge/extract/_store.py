@@ -254,7 +254,7 @@ class ZarrSink:
         _write_progress(self.path, meta, arrays)
 
     # -- completion -----------------------------------------------------------------------------------------
-    def finish(self, kinds, running) -> xr.DataTree:
+    def finish(self) -> xr.DataTree:
         zarr = self._zarr
         if not self.complete:
             if self.names is None:

@@ -7,7 +7,7 @@ shared machinery of :mod:`neurobridge.stats`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
@@ -21,17 +21,20 @@ from ..stats import (
     indices_to_counts,
     max_statistic,
     permutation_indices,
+    sign_flip_test,
 )
 from ..stats import pvalue as _pvalue
 from ..stats._utils import generator
-from ._compare import COMPARE_METHODS, compare_vectors
+from ._compare import compare_vectors
 from ._inference_core import (
     BootstrapEvaluation,
+    _check_method,
     bootstrap_evaluations,
     noise_ceiling_vectors,
     permutation_null,
 )
 from ._labelled import rdm_vectors
+from ._rdm import _lead_coords
 
 __all__ = [
     "noise_ceiling", "evaluate_models", "rdm_permutation_test",
@@ -67,10 +70,6 @@ def _subject_dim_first(data: xr.DataArray, subject_dim: str, need: bool) -> tupl
         data = data.expand_dims({subject_dim: 1})
     lead = [d for d in data.dims if d not in (subject_dim, "stimulus", "stimulus2")]
     return data.transpose(subject_dim, *lead, "stimulus", "stimulus2"), lead
-
-
-def _lead_coords(da: xr.DataArray, lead: Sequence[str]) -> dict:
-    return {k: c.variable for k, c in da.coords.items() if c.dims and set(c.dims) <= set(lead)}
 
 
 def noise_ceiling(
@@ -112,8 +111,7 @@ def noise_ceiling(
     >>> bool(nc.lower <= nc.upper)
     True
     """
-    if method not in COMPARE_METHODS:
-        raise ValueError(f"unknown comparison method {method!r}; expected one of {list(COMPARE_METHODS)}")
+    _check_method(method)
     data = _check_rdm(data, "data")
     data, lead = _subject_dim_first(data, subject_dim, need=True)
     dt, dev = _dtype_device(dtype, device)
@@ -252,8 +250,7 @@ def evaluate_models(
     >>> res.evaluation.dims, bool(res.evaluation[0] > res.evaluation[1])
     (('model',), True)
     """
-    if method not in COMPARE_METHODS:
-        raise ValueError(f"unknown comparison method {method!r}; expected one of {list(COMPARE_METHODS)}")
+    _check_method(method)
     if over not in ("stimulus", "subject", "both", None):
         raise ValueError(f"over must be 'stimulus', 'subject', 'both' or None, got {over!r}")
     data = _check_rdm(data, "data")
@@ -286,8 +283,6 @@ def evaluate_models(
     attrs = {"method": method, "over": str(over), "level": float(level)}
     mm = {model_dim: names, f"{model_dim}2": names}
     if over is None:
-        from ..stats import sign_flip_test
-
         if s < 2:
             raise SchemaError("p-values without a bootstrap need at least 2 subjects (sign-flip tests)")
         pz = sign_flip_test(per_subject, dim=1, alternative="greater", seed=seed).pvalue
@@ -418,8 +413,7 @@ def rdm_permutation_test(
     >>> float(res.pvalue) < 0.01
     True
     """
-    if method not in COMPARE_METHODS:
-        raise ValueError(f"unknown comparison method {method!r}; expected one of {list(COMPARE_METHODS)}")
+    _check_method(method)
     a, b = _check_rdm(a, "a"), _check_rdm(b, "b")
     lead_a = [d for d in a.dims if d not in ("stimulus", "stimulus2")]
     lead_b = [d for d in b.dims if d not in ("stimulus", "stimulus2")]

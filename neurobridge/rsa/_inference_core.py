@@ -97,14 +97,12 @@ def noise_ceiling_vectors(data: torch.Tensor, method: str = "spearman", *, cov=N
 # With the tie groups of a row known (group id per entry, groups numbered in increasing value), one
 # bootstrap step is a scatter-add of the weights into groups, a cumsum over groups and a gather.
 
-def _group_ids(x: torch.Tensor, half_integers: bool = False) -> torch.Tensor:
-    """Tie-group id of every entry (0 = smallest value) along the last axis, shape of x.
-
-    ``half_integers``: the values are known to be multiples of 1/2 below 2**29 (sums of ranks)."""
+def _group_ids(x: torch.Tensor) -> torch.Tensor:
+    """Tie-group id of every entry (0 = smallest value) along the last axis, shape of x."""
     flat = x.reshape(-1, x.shape[-1])
     keys = None
     if flat.device.type == "cpu" and flat.shape[-1] < 2**31:
-        keys = (flat * 2).to(torch.int64) if half_integers else _int_keys(flat)
+        keys = _int_keys(flat)
     if keys is not None:
         # pack (key, index) into one int64: numpy's SIMD integer sort is several times faster than torch.sort
         packed = (keys << 32) | torch.arange(flat.shape[-1], dtype=torch.int64)
@@ -162,28 +160,22 @@ def _np_sorted_groups(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(order), torch.from_numpy(gid)
 
 
-def _sorted_wranks(x: torch.Tensor, w: torch.Tensor, half_integers: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weighted mid-ranks of rows of x in *sorted* order: (order, ranks_sorted, weights_sorted), all (R, P).
+def _sorted_wranks(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted mid-ranks of rows of x (non-negative half-integers: sums of ranks) in *sorted* order:
+    (order, ranks_sorted, weights_sorted), all (R, P).
 
     Working in sorted order keeps the group scatter/gather sequential in memory (much faster on CPU);
     callers gather their partner vectors with ``order`` instead of scattering the ranks back."""
     flat = x.reshape(-1, x.shape[-1])
     p = flat.shape[-1]
-    if flat.device.type == "cpu" and half_integers and p < 2**31:
+    if flat.device.type == "cpu" and p < 2**31:
         order, gid = _np_sorted_groups(flat)
     else:
         skeys, order = torch.sort(flat, dim=-1)
         gid = torch.zeros_like(order)
         torch.cumsum(skeys[:, 1:] != skeys[:, :-1], dim=-1, out=gid[:, 1:])
     ws = torch.gather(w.expand(x.shape).reshape(flat.shape), -1, order)
-    gsum = torch.zeros_like(ws).scatter_add_(-1, gid, ws)
-    val = torch.cumsum(gsum, -1) - gsum * 0.5 + 0.5
-    return order, torch.gather(val, -1, gid), ws
-
-
-def _wrank(x: torch.Tensor, w: torch.Tensor, half_integers: bool = False) -> torch.Tensor:
-    """Weighted mid-ranks of x (..., P) for weights w broadcastable to x."""
-    return _wrank_groups(_group_ids(x, half_integers), w)
+    return order, _wrank_groups(gid, ws), ws
 
 
 # ------------------------------------------------------------------------------------ bootstrap
@@ -523,19 +515,17 @@ def _ranked_batch(d, models, method, w, u, pre_d, pre_m, noise_ceiling):
     single = (tot - u.unsqueeze(-1)).unsqueeze(-1) <= 0  # (b, S, 1, 1): one distinct subject drawn
     loo_sum = torch.where(single, total.unsqueeze(1), total.unsqueeze(1) - u.reshape(b, s, 1, 1) * rd)
     # upper bound: one pooled row per sample and lead index; scatter its ranks back
-    order, rs, _ = _sorted_wranks(total, w.reshape(b, 1, p), True)
+    order, rs, _ = _sorted_wranks(total, w.reshape(b, 1, p))
     rp = torch.empty_like(rs).scatter_(-1, order, rs).reshape(b, n_lead, p) - mid  # (b, L, P)
     num_up = torch.einsum("blp,bslp->bsl", rp, wd)
     # lower bound: one pooled row per subject; gather each subject's weighted ranks into its pool's order
-    order, rs, ws = _sorted_wranks(loo_sum, w.reshape(b, 1, 1, p), True)
+    order, rs, ws = _sorted_wranks(loo_sum, w.reshape(b, 1, 1, p))
     rs = rs - mid.reshape(b, 1).expand(b, s * n_lead).reshape(-1, 1)
     wds = torch.gather(wd.reshape(-1, p), -1, order)
     num_lo = (rs * wds).sum(-1).reshape(b, s, n_lead)
-    vpl_sorted = (rs * rs * ws).sum(-1).reshape(b, s, n_lead)
-    if method == "spearman":
-        vd = (rdc * wd).sum(-1)
+    if method == "spearman":  # vd: the subjects' weighted rank variances, from the evaluation above
         vp = (rp * rp * w.reshape(b, 1, p)).sum(-1).unsqueeze(1)
-        vpl = vpl_sorted
+        vpl = (rs * rs * ws).sum(-1).reshape(b, s, n_lead)
         up = num_up / torch.sqrt(vp * vd)
         lo = num_lo / torch.sqrt(vpl * vd)
     else:
@@ -550,7 +540,6 @@ def _slow_batch(d, models, method, c, u, noise_ceiling):
     s, n_lead, p = d.shape
     b = u.shape[0]
     n = n_from_pairs(p)
-    ii, jj = torch.triu_indices(n, n, offset=1, device=d.device)
     evs, los, ups = [], [], []
     for r in range(b):
         if c is not None:

@@ -258,9 +258,8 @@ def crossnobis_tensor(
         if precision is None:
             w_cat, w_tot = s_cat, total
         else:
-            prec = precision.squeeze(-3)
-            w_cat = _apply_precision(st, prec.unsqueeze(-3)).reshape(s_cat.shape)
-            w_tot = _apply_precision(total, prec)
+            w_cat = _apply_precision(st, precision).reshape(s_cat.shape)
+            w_tot = _apply_precision(total, precision.squeeze(-3))
         k = torch.matmul(total, w_tot.transpose(-1, -2))
         k.sub_(torch.matmul(s_cat, w_cat.transpose(-1, -2)))
         c0 = counts[0]
