@@ -146,7 +146,8 @@ def test_stimulus_groups_match_rsatoolbox_pattern_descriptor():
     res = nb.rsa.evaluate_models(da, mda, "spearman", over="stimulus", indices={"stimulus": stim_idx},
                                  stimulus_groups=groups, progress=False)
     np.testing.assert_allclose(res.bootstrap.values, ref.evaluations, atol=1e-9, equal_nan=True)
-    # and the group sampler keeps groups whole
+    # stimulus_groups also takes a coordinate name (that the sampler keeps groups whole is tested in
+    # tests/stats/test_resampling.py::test_bootstrap_counts_groups_draw_whole_groups)
     da2 = da.assign_coords(grp=("stimulus", groups))
     res2 = nb.rsa.evaluate_models(da2, mda, "pearson", over="stimulus", stimulus_groups="grp", n_bootstraps=20,
                                   seed=0, progress=False)
