@@ -183,8 +183,12 @@ def test_permutation_test_matches_scipy_loop():
     rng = np.random.default_rng(2)
     n = 10
     x = rng.normal(size=(n, 4))
-    a = nb.core.rdm(np.stack([((x[:, None] - x[None]) ** 2).sum(-1) + rng.normal(0, s, (n, n)) * 0
-                              for s in (0.0, 1.0)]), dims=("time",))
+    def sym_noise(s):  # symmetric, non-negative, zero diagonal: the two time points differ
+        e = np.abs(rng.normal(0, s, (n, n)))
+        return (e + e.T) / 2 * (1 - np.eye(n))
+
+    a = nb.core.rdm(np.stack([((x[:, None] - x[None]) ** 2).sum(-1) + sym_noise(s) for s in (0.0, 1.0)]),
+                    dims=("time",))
     noisy = ((x[:, None] - x[None]) ** 2).sum(-1) + np.abs(rng.normal(0, 2, (n, n)))
     noisy = (noisy + noisy.T) / 2 * (1 - np.eye(n))
     b = nb.core.rdm(noisy[None], dims=("layer",))
@@ -195,13 +199,12 @@ def test_permutation_test_matches_scipy_loop():
                        ("kendall", None), ("cosine_cov", None)]:
         res = nb.rsa.rdm_permutation_test(a, b, method, indices=perms, dtype="float64", progress=False)
         assert res.similarity.dims == ("layer", "time") and res.null.shape == (300, 1, 2)
-        for q in perms[:20].numpy():
+        for k, q in enumerate(perms[:20].numpy()):
             bp = noisy[np.ix_(q, q)][iu]
             for t in range(2):
                 at = a.values[t][iu]
                 ref = (fn(at, bp) if fn is not None else
                        float(nb.rsa.compare_vectors(torch.tensor(at), torch.tensor(bp), method)))
-                k = list(perms.numpy().tolist()).index(q.tolist())
                 assert float(res.null[k, 0, t]) == pytest.approx(ref, abs=1e-9)
         obs = float(res.similarity[0, 0])
         expected = (1 + np.sum(res.null.values[:, 0, 0] >= obs - 1e-9)) / 301
