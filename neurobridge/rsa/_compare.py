@@ -413,7 +413,7 @@ def _prepare(v: torch.Tensor, method: str) -> torch.Tensor:
         return _unit(v)
     if method == "pearson":
         return _unit(_center(v))
-    if method in ("spearman", "rho-a"):
+    if method in RANK_METHODS:
         r = rank(v)  # a fresh tensor: centre and scale in place (average ranks always sum to n(n+1)/2)
         r.sub_((n + 1) / 2)
         if method == "rho-a":
@@ -424,6 +424,7 @@ def _prepare(v: torch.Tensor, method: str) -> torch.Tensor:
 
 
 DOT_METHODS = ("spearman", "pearson", "cosine", "rho-a")
+RANK_METHODS = ("spearman", "rho-a")
 
 
 # ---------------------------------------------------------------------------------------- public

@@ -10,16 +10,18 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
 
-from neurobridge.core import SchemaError, Workspace, get_config
+from neurobridge.core import SchemaError, Workspace, cpu_threads, get_config
 
-from ._compare import COMPARE_METHODS, DOT_METHODS, _prepare, compare_vectors
+from ._compare import COMPARE_METHODS, DOT_METHODS, RANK_METHODS, _prepare, compare_vectors
 from ._labelled import rdm_vectors
 from ._rdm import (
     RDM_METRICS,
@@ -123,8 +125,22 @@ def _model_vectors(models, uniques, *, model_metric: str, dtype, device):
     return v, lead, m
 
 
+def _rank_kernels_apply(x: torch.Tensor, method: str, n_pairs: int) -> bool:
+    """Whether the compiled rank kernels (``_rank_kernels``) take this comparison: Spearman or rho-a of
+    float rows on the CPU, up to ``max_pairs()`` entries per RDM."""
+    if method not in RANK_METHODS or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return False
+    from ._rank_kernels import max_pairs
+
+    return 3 <= n_pairs <= max_pairs()
+
+
 def _compare_block(vb: torch.Tensor, vm: torch.Tensor, prepared_m: torch.Tensor | None, method: str, cov):
     """(..., n_pairs) brain vectors against (M, n_pairs) model vectors -> (..., M); may modify ``vb``."""
+    if prepared_m is not None and _rank_kernels_apply(vb, method, vb.shape[-1]):
+        from ._rank_kernels import rank_dot_rows
+
+        return rank_dot_rows(vb.reshape(-1, vb.shape[-1]), prepared_m, method).reshape(*vb.shape[:-1], -1)
     if prepared_m is not None:
         if method in ("pearson", "cosine"):  # in place: vb is a scratch buffer
             if method == "pearson":
@@ -312,15 +328,15 @@ def _pattern_distances(x: torch.Tensor, metric: str, iu: torch.Tensor, ju: torch
     return pij if metric == "euclidean" else pij.neg_().add_(1.0)
 
 
-def _sphere_matrices(xt: torch.Tensor, idx: torch.Tensor, k: torch.Tensor, metric: str,
-                     ws: Workspace) -> torch.Tensor:
-    """Full (L, c, n, n) matrices of the zero-padded neighbourhoods ``idx`` (c, K) of xt (L, p + 1, n), k real
-    features: pattern correlations (``metric="correlation"``), cosine similarities (``"cosine"``) or
-    squared euclidean distances per feature (``"euclidean"``).
+def _sphere_products(xt: torch.Tensor, idx: torch.Tensor, k: torch.Tensor, metric: str,
+                     ws: Workspace) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inner products ``P = g^T g`` (L, c, n, n) of the zero-padded neighbourhoods ``idx`` (c, K) of xt
+    (L, p + 1, n), k real features, and per-pattern scales (L, c, n): for ``metric="correlation"`` P is
+    centred and the scales are the inverse norms of the centred patterns; for ``"cosine"`` the inverse
+    norms; for ``"euclidean"`` the sums of squares.
 
-    Uses only the inner products ``P = g^T g`` (one batched GEMM, padding contributes nothing) and the
-    per-pattern sums and sums of squares, so the padded block is never centred or masked. Returns a
-    workspace buffer, valid until the next call.
+    One batched GEMM, padding contributes nothing, so the padded block is never centred or masked.
+    Returns workspace buffers, valid until the next call.
     """
     n_lead, _, n = xt.shape
     c, kmax = idx.shape
@@ -337,19 +353,27 @@ def _sphere_matrices(xt: torch.Tensor, idx: torch.Tensor, k: torch.Tensor, metri
         sm.div_(k[:, None].sqrt())
         flat = p.view(n_lead * c, n, n)
         flat.baddbmm_(sm.view(n_lead * c, n, 1), sm.view(n_lead * c, 1, n), alpha=-1.0)
+    scale = ws("inv", (n_lead, c, n))
+    scale.copy_(torch.diagonal(p, dim1=-2, dim2=-1))  # one strided read of the diagonals
     if metric in ("correlation", "cosine"):
-        d = torch.diagonal(p, dim1=-2, dim2=-1)
-        if bool((d <= 0).any()):
+        if bool((scale <= 0).any()):
             raise ValueError(f"{metric} distance is undefined for a pattern with zero "
                              f"{'variance' if metric == 'correlation' else 'norm'} in a searchlight; use "
                              "metric='euclidean' or drop constant voxels")
-        inv = ws("inv", (n_lead, c, n))
-        torch.rsqrt(d, out=inv)
-        p.mul_(inv[..., :, None]).mul_(inv[..., None, :])
-    else:  # euclidean
-        ss = ws("inv", (n_lead, c, n))
-        ss.copy_(torch.diagonal(p, dim1=-2, dim2=-1))
-        p.mul_(-2.0).add_(ss[..., :, None]).add_(ss[..., None, :]).div_(k[:, None, None])
+        scale.rsqrt_()
+    return p, scale
+
+
+def _sphere_matrices(xt: torch.Tensor, idx: torch.Tensor, k: torch.Tensor, metric: str,
+                     ws: Workspace) -> torch.Tensor:
+    """Full (L, c, n, n) matrices of the neighbourhoods (see :func:`_sphere_products`): pattern correlations
+    (``metric="correlation"``), cosine similarities (``"cosine"``) or squared euclidean distances per feature
+    (``"euclidean"``). Returns a workspace buffer, valid until the next call."""
+    p, scale = _sphere_products(xt, idx, k, metric, ws)
+    if metric in ("correlation", "cosine"):
+        p.mul_(scale[..., :, None]).mul_(scale[..., None, :])
+    else:
+        p.mul_(-2.0).add_(scale[..., :, None]).add_(scale[..., None, :]).div_(k[:, None, None])
     return p
 
 
@@ -399,6 +423,47 @@ def _pearson_from_matrices(mats: torch.Tensor, metric: str, mfull: torch.Tensor)
     if metric != "euclidean":
         r.neg_()
     return r.reshape(n_lead, c, -1)
+
+
+def _offsets_removed(x: torch.Tensor, metric: str) -> torch.Tensor:
+    """Remove the offsets that ``metric`` ignores before inner products are formed from sums: the mean of
+    each pattern over all features for correlation, the mean of each feature over the stimuli for
+    euclidean. Exact in theory, and in float32 it keeps a large baseline (raw BOLD around 1000) from
+    cancelling catastrophically in ``P - s s^T / k`` or ``ss_i + ss_j - 2 P_ij``."""
+    if metric == "correlation":
+        return x - x.mean(-1, keepdim=True)
+    if metric == "euclidean":
+        return x - x.mean(-2, keepdim=True)
+    return x
+
+
+def _size_batches(index: torch.Tensor, sizes: np.ndarray, bs: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches ``(centres, neighbourhoods)`` of at most ``bs`` centres in order of neighbourhood size, each
+    padded only to its own largest neighbourhood (the edge of a volume has many small spheres)."""
+    order = np.argsort(sizes, kind="stable")
+    out = []
+    for s in range(0, len(order), bs):
+        sel = order[s:s + bs]
+        k = max(1, int(sizes[sel[-1]]))
+        sel_t = torch.as_tensor(sel, device=index.device)
+        out.append((sel_t, index[sel_t, :k]))
+    return out
+
+
+def _side_by_side(batches, work, n_workers: int, progress, dtype: torch.dtype) -> None:
+    """Run ``work(batch, workspace)`` over the searchlight batches, one worker thread per core, each with
+    single-threaded torch ops and its own workspace: the GEMMs, elementwise passes and compiled kernels of
+    different batches overlap, and no OpenMP team synchronises (or spins idle) between small ops."""
+    local = threading.local()
+
+    def run(batch):
+        if not hasattr(local, "ws"):
+            local.ws = Workspace(dtype, batch[1].device)
+        work(batch, local.ws)
+
+    with cpu_threads(1), ThreadPoolExecutor(n_workers) as pool:
+        for _ in _progress(pool.map(run, batches), len(batches), "searchlight", progress):
+            pass
 
 
 def _coord_names(da: xr.DataArray, f: str, coords) -> list[str]:
@@ -472,7 +537,6 @@ def searchlight(
     k_max = pad.shape[1]
     p = x.shape[-1]
     index = torch.as_tensor(pad, device=x.device)
-    valid = index < p
     x = torch.cat([x, torch.zeros(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)], -1)  # padding column
     vm, m_lead, m = _model_vectors(models, uniques, model_metric=model_metric, dtype=x.dtype, device=x.device)
     m_shape = list(vm.shape[:-1])
@@ -487,24 +551,46 @@ def searchlight(
     bs = batch_size or _auto_batch(n, per_centre, budget_bytes=_SEARCHLIGHT_BATCH_BYTES, itemsize=x.element_size())
     n_c = len(pad)
     out = torch.empty(n_lead, n_c, vm.shape[0], dtype=x.dtype, device=x.device)
-    starts = range(0, n_c, bs)
     fast = counts is None and metric in ("correlation", "cosine", "euclidean")
     full_pearson = fast and method == "pearson"
+    fused_rank = fast and _rank_kernels_apply(x, method, n * (n - 1) // 2)
+    side_by_side = (fused_rank or full_pearson) and x.device.type == "cpu"
+    n_workers = max(1, min(torch.get_num_threads(), -(-n_c // bs))) if side_by_side else 1
+    batches = _size_batches(index, sizes, -(-bs // n_workers))
     if fast:
-        xt = xf.transpose(-1, -2).contiguous()  # (L, p + 1, n): gather rows -> contiguous (c, K, n) blocks
+        xt = _offsets_removed(xf[..., :p], metric)
+        xt = torch.cat([xt, xf[..., p:]], -1).transpose(-1, -2).contiguous()  # (L, p + 1, n): gathered rows
         iu, ju = torch.triu_indices(n, n, offset=1, device=x.device)
+        mfull = _symmetric_model_matrix(prepared, n, iu, ju) if full_pearson else None
+    if fused_rank:  # ranks straight from the inner products: no normalised or condensed copies
+        from ._rank_kernels import rank_dot_matrices
+
+        def work(batch, ws):
+            sel, idx = batch
+            k = (idx < p).sum(-1).to(x.dtype)
+            prods, scale = _sphere_products(xt, idx, k, metric, ws)
+            res = rank_dot_matrices(prods.view(-1, n, n), scale.view(-1, n), k.repeat(n_lead), metric, prepared,
+                                    method, threads=1)
+            out[:, sel] = res.view(n_lead, -1, res.shape[-1])
+    elif full_pearson:
+        def work(batch, ws):
+            sel, idx = batch
+            mats = _sphere_matrices(xt, idx, (idx < p).sum(-1).to(x.dtype), metric, ws)
+            out[:, sel] = _pearson_from_matrices(mats, metric, mfull)
+    if side_by_side:
+        _side_by_side(batches, work, n_workers, progress, x.dtype)
+        batches = []
+    elif fast:
         flat_upper = iu * n + ju
         ws = Workspace(x.dtype, x.device)
-        mfull = _symmetric_model_matrix(prepared, n, iu, ju) if full_pearson else None
-    for s in _progress(starts, len(starts), "searchlight", progress):
-        idx = index[s:s + bs]
-        v = valid[s:s + bs]
+    for sel, idx in _progress(batches, len(batches), "searchlight", progress):
+        v = idx < p
+        if fused_rank or full_pearson:  # on a GPU
+            work((sel, idx), ws)
+            continue
         if fast:
-            mats = _sphere_matrices(xt, idx, v.sum(-1).to(x.dtype), metric, ws)
-            if full_pearson:
-                out[:, s:s + bs] = _pearson_from_matrices(mats, metric, mfull)
-                continue
-            vec = _condensed_distances(mats, metric, flat_upper, ws)
+            vec = _condensed_distances(_sphere_matrices(xt, idx, v.sum(-1).to(x.dtype), metric, ws), metric,
+                                       flat_upper, ws)
         else:
             g = xf[..., idx]  # (L, *core, c, K)
             g = g.movedim(-2, 1)  # (L, c, *core, K)
@@ -512,7 +598,7 @@ def searchlight(
                 vec = crossnobis_tensor(g, counts, valid=v, condensed=True)
             else:
                 vec = rdm_tensor(g, metric, valid=v, condensed=True)
-        out[:, s:s + bs] = _compare_block(vec, vm, prepared, method, cov)
+        out[:, sel] = _compare_block(vec, vm, prepared, method, cov)
     out = out.permute(2, 0, 1).reshape(*m_shape, *lead_shape, n_c)
     coords_out = _lead_coords(m, m_lead)
     coords_out.update(_lead_coords(brain, lead))

@@ -173,6 +173,9 @@ def rdm_tensor(
             x = x - x.sum(-1, keepdim=True) / n_feat
             if valid is not None:
                 x = x * valid[..., None, :]
+        # distances ignore a vector shared by all patterns: without it, a large baseline (raw BOLD ~1000)
+        # cancels catastrophically in k_ii + k_jj - 2 k_ij (float32 maps off by percent)
+        x = x - x.mean(-2, keepdim=True)
         k = _apply_precision(x, precision) @ x.transpose(-1, -2)
         return _from_kernel(k, "sym", n_feat, condensed)
     # poisson

@@ -18,6 +18,12 @@ def _grid(shape):
     return {"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2]}, ijk
 
 
+def _rho_a(x, y):
+    n = len(x)
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    return 12 * np.sum((rx - rx.mean()) * (ry - ry.mean())) / (n**3 - n)
+
+
 @pytest.mark.parametrize("method", ["spearman", "pearson", "kendall", "cosine_cov"])
 def test_time_resolved_equals_rdm_then_compare(method):
     rng = np.random.default_rng(0)
@@ -127,6 +133,50 @@ def test_searchlight_pearson_from_full_matrices(metric, n_models):
         out = nb.rsa.searchlight(betas, model, radius=1.5, metric=metric, method="pearson", dtype=dtype,
                                  batch_size=11, progress=False)
         np.testing.assert_allclose(out.values.reshape(n_models, -1), ref, atol=tol)
+
+
+@pytest.mark.parametrize("method", ["spearman", "rho-a"])
+@pytest.mark.parametrize("metric", ["correlation", "euclidean", "cosine"])
+def test_searchlight_rank_methods_match_pdist_per_sphere(method, metric):
+    """The fused rank searchlight against pdist + scipy per sphere, float64 and float32, several models."""
+    rng = np.random.default_rng(7)
+    ijk = np.stack(np.meshgrid(range(5), range(4), range(3), indexing="ij"), -1).reshape(-1, 3)
+    n_stim = 11
+    data = rng.standard_normal((n_stim, len(ijk))) + 2.0
+    models = np.stack([pdist(rng.standard_normal((n_stim, 3))) for _ in range(3)])
+    model = nb.rsa.from_condensed(models, stimulus=np.arange(n_stim))
+    betas = nb.core.fmri_responses(data, stimulus=np.arange(n_stim), dim="stimulus",
+                                   voxel_coords={"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2]})
+    hoods = nb.rsa.sphere_neighbourhoods(ijk, 1.5)
+    ref_metric = "sqeuclidean" if metric == "euclidean" else metric
+    fn = (lambda a, b: stats.spearmanr(a, b).statistic) if method == "spearman" else _rho_a
+    ref = np.array([[fn(pdist(data[:, h], ref_metric), m) for h in hoods] for m in models])
+    for dtype, tol in (("float64", 1e-10), ("float32", 1e-5)):
+        out = nb.rsa.searchlight(betas, model, radius=1.5, metric=metric, method=method, dtype=dtype,
+                                 batch_size=7, progress=False)
+        np.testing.assert_allclose(out.values.reshape(3, -1), ref, atol=tol)
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+@pytest.mark.parametrize("metric", ["correlation", "euclidean"])
+def test_searchlight_float32_with_a_large_baseline(method, metric):
+    """Raw BOLD-like data (a baseline of ~1000 that varies over voxels) in float32: the offsets the metric
+    ignores are removed before the inner products, so P - s s^T / k and ss_i + ss_j - 2 P_ij do not cancel
+    catastrophically (without it, the correlation maps were off by ~0.05)."""
+    rng = np.random.default_rng(0)
+    ijk = np.stack(np.meshgrid(range(6), range(6), range(5), indexing="ij"), -1).reshape(-1, 3)
+    n_stim = 30
+    data = rng.standard_normal((n_stim, len(ijk))) + 1000 + 50 * rng.standard_normal(len(ijk))
+    model_vec = rng.random(n_stim * (n_stim - 1) // 2)
+    betas = nb.core.fmri_responses(data.astype(np.float32), stimulus=np.arange(n_stim), dim="stimulus",
+                                   voxel_coords={"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2]})
+    out = nb.rsa.searchlight(betas, nb.rsa.from_condensed(model_vec, stimulus=np.arange(n_stim)), radius=1.5,
+                             metric=metric, method=method, dtype="float32", progress=False)
+    fn = stats.spearmanr if method == "spearman" else stats.pearsonr
+    ref_metric = "sqeuclidean" if metric == "euclidean" else metric
+    ref = [fn(pdist(data[:, h], ref_metric), model_vec).statistic for h in nb.rsa.sphere_neighbourhoods(ijk, 1.5)]
+    # what float32 can resolve: correlations of ~0.9996 between patterns leave d = 1 - r ~ 4e-4 with ~3 digits
+    np.testing.assert_allclose(out.values, ref, atol=1e-2 if metric == "correlation" else 1e-3)
 
 
 def test_grid_neighbourhoods_equal_kdtree():

@@ -212,3 +212,14 @@ def test_rdm_metrics_on_real_images_match_rsatoolbox(data_dir):
         ours = nb.rsa.rdm(feats, feature_dim="feature", metric=metric, dtype="float64", **kw)
         np.testing.assert_allclose(squareform(ours.values, checks=False), ref, atol=1e-6 * max(1, np.abs(ref).max()),
                                    rtol=0, err_msg=metric)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "correlation"])
+def test_rdm_float32_with_a_large_baseline(metric):
+    """nb.rsa.rdm in float32 on data with a large shared baseline stays close to float64 pdist."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((20, 50)) + 1000 + 50 * rng.standard_normal(50)
+    da = nb.core.fmri_responses(x.astype(np.float32), stimulus=np.arange(20), dim="stimulus")
+    out = nb.rsa.to_condensed(nb.rsa.rdm(da, metric=metric, dtype="float32")).values
+    ref = pdist(x, "sqeuclidean") / 50 if metric == "euclidean" else pdist(x, "correlation")
+    np.testing.assert_allclose(out, ref, rtol=2e-3 if metric == "correlation" else 1e-4)
