@@ -249,18 +249,18 @@ def _matrices_kernel(p, a, b, euclidean, w, spearman, out):
     for r in range(n_rows):
         t = 0
         ar = a[r]
+        br = b[r]
         for i in range(n_cond - 1):
             pi = p[r, i]
             ai = ar[i]
+            off = t - i - 1  # v[off + j] for j > i: no loop-carried index, so the loop vectorises
             if euclidean:
-                bi = b[r]
                 for j in range(i + 1, n_cond):
-                    v[t] = (pi[j] * m2 + ai + ar[j]) / bi
-                    t += 1
+                    v[off + j] = (pi[j] * m2 + ai + ar[j]) / br
             else:
                 for j in range(i + 1, n_cond):
-                    v[t] = one - pi[j] * ai * ar[j]
-                    t += 1
+                    v[off + j] = one - pi[j] * ai * ar[j]
+            t += n_cond - 1 - i
         _sort_keys(v, ka, kb, h_lo, h_hi, ib, d_lo, d_hi)
         ties = _rank_dot(v, ka, ib, w, acc, obuf, coll)
         _finish(acc, ties, n, spearman, out[r])

@@ -144,7 +144,7 @@ def rdm_tensor(
     Examples
     --------
     >>> x = torch.tensor([[0., 0.], [1., 1.], [2., 0.]], dtype=torch.float64)
-    >>> rdm_tensor(x, "euclidean")[0].tolist()
+    >>> rdm_tensor(x, "euclidean")[0].round(decimals=12).tolist()
     [0.0, 1.0, 2.0]
     """
     if metric not in RDM_METRICS or metric == "crossnobis":
