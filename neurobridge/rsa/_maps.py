@@ -1,8 +1,11 @@
 """RSA maps: time-resolved RSA for M/EEG and searchlight RSA (fMRI spheres, M/EEG sensor neighbourhoods).
 
-Both compute many RDMs in batches straight into condensed form and compare them with model RDMs
-without building intermediate DataArrays: memory is planned (``batch_size``) and the work is GEMMs,
-a vectorised rank transform and a gather of neighbourhoods.
+Both compute many RDMs in batches and compare them with model RDMs without building intermediate
+DataArrays: memory is planned (``batch_size``) and the work is GEMMs, a gather of neighbourhoods and, for
+Spearman and rho-a on the CPU, the compiled rank kernels of ``_rank_kernels`` (no rank arrays stored).
+For correlation, cosine and euclidean the searchlight never builds condensed RDMs: Pearson comes from
+sums over each batch's full matrices, Spearman from the kernel reading the upper triangles of the inner
+products.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from ._labelled import rdm_vectors
 from ._rdm import (
     RDM_METRICS,
     _clean_attrs,
+    _crossnobis_folds,
     _feature_dims,
+    _fold_sums,
     _group_sum,
     _lead_coords,
     _sample_axis,
@@ -87,29 +92,9 @@ def _patterns(da: xr.DataArray, *, sample_dim: str, feature_dim, metric: str, cv
         sums = _group_sum(t, codes, n)
         cnt = torch.bincount(codes, minlength=n).to(t.dtype)
         return sums / cnt[:, None], None, lead, f, uniques
-    if fold_dim is not None:
-        n_folds = da.sizes[fold_dim]
-        t = t.reshape(*t.shape[:-3], n_folds * t.shape[-2], t.shape[-1])
-        folds = torch.arange(n_folds, device=t.device).repeat_interleave(len(labels))
-        codes = codes.repeat(n_folds)
-    elif cv_dim is not None:
-        if cv_dim not in da.coords or da[cv_dim].dims != (obs,):
-            raise SchemaError(f"cv_dim {cv_dim!r} is neither a dim nor a coordinate on {obs!r}")
-        fv = np.asarray(da[cv_dim].values)
-        fu = np.asarray(pd.unique(pd.Series(fv)))
-        folds = torch.as_tensor(pd.Index(fu).get_indexer(fv), device=t.device)
-        n_folds = len(fu)
-    else:
-        cnt = np.bincount(codes.cpu().numpy(), minlength=n)
-        if not (cnt == cnt[0]).all():
-            raise SchemaError("crossnobis without cv_dim needs equal repetition counts; pass cv_dim=... (e.g. 'run')")
-        folds = torch.as_tensor(pd.Series(labels).groupby(labels).cumcount().to_numpy(), device=t.device)
-        n_folds = int(cnt[0])
-    if n_folds < 2:
-        raise SchemaError(f"crossnobis needs at least 2 folds, found {n_folds}")
-    sums = _group_sum(t, codes * n_folds + folds, n_folds * n)  # stimulus-major: (..., n, F, p)
-    counts = torch.bincount(folds * n + codes, minlength=n_folds * n).reshape(n_folds, n)
-    return sums.reshape(*t.shape[:-2], n, n_folds, t.shape[-1]).transpose(-3, -2), counts, lead, f, uniques
+    t, stim_codes, fold_codes, n_folds = _crossnobis_folds(da, t, codes, labels, obs, fold_dim, cv_dim)
+    sums, counts = _fold_sums(t, stim_codes, fold_codes, n_folds, n)
+    return sums, counts, lead, f, uniques
 
 
 def _model_vectors(models, uniques, *, model_metric: str, dtype, device):
@@ -498,7 +483,16 @@ def searchlight(
 
     Works for fMRI voxels (positions from the ``x, y, z`` or ``i, j, k`` coordinates on ``voxel``)
     and M/EEG sensors (``pos_x, pos_y, pos_z`` on ``channel``, mapped over ``time``). Neighbourhoods
-    are gathered in padded batches so the RDMs of a whole batch come from one batched GEMM.
+    are gathered in padded batches (centres grouped by neighbourhood size) so the RDMs of a whole batch
+    come from one batched GEMM. On the CPU, correlation/cosine/euclidean searchlights with Pearson,
+    Spearman or rho-a run their batches side by side, one per core; Spearman and rho-a rank each RDM in a
+    compiled kernel (numba; the first call in a fresh install compiles it, a few seconds, then it is
+    cached). 10,164 spheres of 123 voxels and 100 conditions take ~0.5 s on 2 cores, ~55x rsatoolbox.
+
+    Offsets that the metric ignores (each pattern's mean for correlation, each feature's mean over
+    stimuli for euclidean) are removed first, so float32 stays accurate on raw data with a large
+    baseline. Cosine has no such invariance: for raw BOLD-like data (all patterns nearly parallel) pass
+    ``dtype="float64"``.
 
     Parameters
     ----------

@@ -400,6 +400,50 @@ def _as_t(x, dtype=None, device=None) -> torch.Tensor:
     return as_tensor(x, dtype=dtype, device=device)
 
 
+def _crossnobis_folds(da: xr.DataArray, t: torch.Tensor, codes: torch.Tensor, labels, obs_dim: Hashable,
+                      fold_dim: Hashable | None, cv_dim: Hashable | None):
+    """Observations ``(..., n_obs, p)``, their stimulus and fold codes and the fold count for crossnobis. Folds
+    come from a dim of ``t`` (``fold_dim``, before ``obs_dim``), a per-observation coordinate (``cv_dim``) or,
+    without either, the k-th repetition of each stimulus."""
+    if fold_dim is not None:
+        n_folds = da.sizes[fold_dim]
+        obs_t = t.reshape(*t.shape[:-3], n_folds * t.shape[-2], t.shape[-1])
+        fold_codes = torch.arange(n_folds, device=t.device).repeat_interleave(t.shape[-2])
+        stim_codes = codes.repeat(n_folds)
+    elif cv_dim is not None:
+        if cv_dim not in da.coords or da[cv_dim].dims != (obs_dim,):
+            raise SchemaError(f"cv_dim {cv_dim!r} is neither a dim nor a coordinate on {obs_dim!r} (dims "
+                              f"{tuple(da.dims)}, coords {list(da.coords)}); pass the runs/sessions as a dim or a "
+                              "per-trial coordinate")
+        fvals = np.asarray(da[cv_dim].values)
+        fu = np.asarray(pd.unique(pd.Series(fvals)))
+        obs_t, stim_codes = t, codes
+        fold_codes = torch.as_tensor(pd.Index(fu).get_indexer(fvals), device=t.device)
+        n_folds = len(fu)
+    else:
+        counts_s = torch.bincount(codes)
+        if not bool((counts_s == counts_s[0]).all()):
+            raise SchemaError("crossnobis without cv_dim assigns the k-th repetition of each stimulus to fold k, "
+                              "which needs equal repetition counts; found counts from "
+                              f"{int(counts_s.min())} to {int(counts_s.max())}: pass cv_dim=... (e.g. 'run')")
+        obs_t, stim_codes = t, codes
+        fold_codes = torch.as_tensor(pd.Series(labels).groupby(labels).cumcount().to_numpy(), device=t.device)
+        n_folds = int(counts_s[0])
+    if n_folds < 2:
+        raise SchemaError(f"crossnobis needs at least 2 folds along {cv_dim or 'the repetitions'}, found {n_folds}")
+    return obs_t, stim_codes, fold_codes, n_folds
+
+
+def _fold_sums(obs_t: torch.Tensor, stim_codes: torch.Tensor, fold_codes: torch.Tensor, n_folds: int,
+               n_stim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-fold stimulus sums ``(..., F, n, p)`` and counts ``(F, n)``. The sums are a transposed view of a
+    stimulus-major ``(..., n, F, p)`` block, so the balanced crossnobis path concatenates folds for free."""
+    sums = _group_sum(obs_t, stim_codes * n_folds + fold_codes, n_folds * n_stim)
+    sums = sums.reshape(*sums.shape[:-2], n_stim, n_folds, sums.shape[-1]).transpose(-3, -2)
+    counts = torch.bincount(fold_codes * n_stim + stim_codes, minlength=n_folds * n_stim).reshape(n_folds, n_stim)
+    return sums, counts
+
+
 def _group_sum(t: torch.Tensor, codes: torch.Tensor, n_groups: int) -> torch.Tensor:
     """Sum the rows (axis -2) of ``t`` (..., m, p) that share a group code: (..., n_groups, p), contiguous.
 
@@ -545,9 +589,6 @@ def rdm(
     if cv_dim is not None and metric != "crossnobis":
         raise ValueError(f"cv_dim is only used by metric='crossnobis', not {metric!r}")
     fold_dim = cv_dim if (cv_dim is not None and cv_dim in da.dims) else None
-    if cv_dim is not None and fold_dim is None and not (cv_dim in da.coords and da[cv_dim].dims == (obs_dim,)):
-        raise SchemaError(f"cv_dim {cv_dim!r} is neither a dim nor a coordinate on {obs_dim!r} (dims {tuple(da.dims)}, "
-                          f"coords {list(da.coords)}); pass the runs/sessions as a dim or a per-trial coordinate")
     used = {obs_dim, *feats} | ({fold_dim} if fold_dim else set())
     lead = [d for d in da.dims if d not in used]
     n_stim = len(uniques)
@@ -562,33 +603,8 @@ def rdm(
 
     data_resid, data_dof = None, None
     if metric == "crossnobis":
-        if fold_dim is not None:
-            n_folds = da.sizes[fold_dim]
-            obs_t = t.reshape(*t.shape[:-3], n_folds * t.shape[-2], t.shape[-1])
-            fold_codes = torch.arange(n_folds, device=t.device).repeat_interleave(t.shape[-2])
-            stim_codes = codes.repeat(n_folds)
-        else:
-            obs_t = t
-            stim_codes = codes
-            if cv_dim is not None:
-                fvals = np.asarray(da[cv_dim].values)
-                fu = np.asarray(pd.unique(pd.Series(fvals)))
-                fold_codes = torch.as_tensor(pd.Index(fu).get_indexer(fvals), device=t.device)
-                n_folds = len(fu)
-            else:
-                if not bool((counts_s == counts_s[0]).all()):
-                    raise SchemaError("crossnobis without cv_dim assigns the k-th repetition of each stimulus to fold k, "
-                                      "which needs equal repetition counts; found counts from "
-                                      f"{int(counts_s.min())} to {int(counts_s.max())}: pass cv_dim=... (e.g. 'run')")
-                occ = pd.Series(labels).groupby(labels).cumcount().to_numpy()
-                fold_codes = torch.as_tensor(occ, device=t.device)
-                n_folds = int(counts_s[0])
-        if n_folds < 2:
-            raise SchemaError(f"crossnobis needs at least 2 folds along {cv_dim or 'the repetitions'}, found {n_folds}")
-        # stimulus-major layout (..., n, F, p): the balanced crossnobis path concatenates folds for free
-        sums = _group_sum(obs_t, stim_codes * n_folds + fold_codes, n_folds * n_stim)
-        sums = sums.reshape(*sums.shape[:-2], n_stim, n_folds, sums.shape[-1]).transpose(-3, -2)
-        counts = torch.bincount(fold_codes * n_stim + stim_codes, minlength=n_folds * n_stim).reshape(n_folds, n_stim)
+        obs_t, stim_codes, fold_codes, n_folds = _crossnobis_folds(da, t, codes, labels, obs_dim, fold_dim, cv_dim)
+        sums, counts = _fold_sums(obs_t, stim_codes, fold_codes, n_folds, n_stim)
         if isinstance(noise, str) and residuals is None:
             stim_sum = _group_sum(obs_t, stim_codes, n_stim)
             stim_cnt = torch.bincount(stim_codes, minlength=n_stim).to(t.dtype)
