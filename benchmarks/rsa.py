@@ -3,8 +3,8 @@
 S1  time-resolved RSA: correlation RDMs at every time point, Spearman against a model RDM
     (rsatoolbox: calc_rdm_movie + compare), plus a permutation null where nb.rsa provides one.
 S2  crossnobis RDMs for many ROIs, conditions x runs (rsatoolbox: calc_rdm(method="crossnobis") per ROI).
-S3  volume searchlight with model comparison (rsatoolbox: get_volume_searchlight + get_searchlight_RDMs +
-    compare).
+S3  volume searchlight with model comparison, 10,164 centres with 123-voxel spheres, 100 conditions
+    (rsatoolbox: get_volume_searchlight + get_searchlight_RDMs + compare).
 
 Protocol: same data and thread settings for both tools in one process; each tool is warmed up once,
 then the tools are interleaved (A B A B ...) for ``--repeats`` rounds; medians, min and max are
