@@ -210,21 +210,28 @@ def _digits(n):
 
 
 @numba.njit(nogil=True, cache=True)
-def _rows_kernel(x, w, spearman, out):
-    n_rows, n = x.shape
+def _scratch(n, n_models):
+    """Digit layout and the per-thread buffers for rows of ``n`` values (all L1/L2-sized for n ~ 5000)."""
     ib, d_lo, d_hi = _digits(n)
-    ka = np.empty(n, np.uint32)
-    kb = np.empty(n, np.uint32)
-    h_lo = np.empty(1 << d_lo, np.int64)
-    h_hi = np.empty(1 << d_hi, np.int64)
-    obuf = np.empty(n, np.uint32)
-    coll = np.empty(n, np.int64)
-    acc = np.empty(w.shape[0], np.float64)
-    for r in range(n_rows):
-        v = x[r]
-        _sort_keys(v, ka, kb, h_lo, h_hi, ib, d_lo, d_hi)
-        ties = _rank_dot(v, ka, ib, w, acc, obuf, coll)
-        _finish(acc, ties, n, spearman, out[r])
+    return (ib, d_lo, d_hi, np.empty(n, np.uint32), np.empty(n, np.uint32), np.empty(1 << d_lo, np.int64),
+            np.empty(1 << d_hi, np.int64), np.empty(n, np.uint32), np.empty(n, np.int64),
+            np.empty(n_models, np.float64))
+
+
+@numba.njit(nogil=True, cache=True)
+def _rank_row(v, scratch, w, spearman, out_row):
+    """Spearman (or rho-a) of the values ``v`` with each prepared model row of ``w``, into ``out_row``."""
+    ib, d_lo, d_hi, ka, kb, h_lo, h_hi, obuf, coll, acc = scratch
+    _sort_keys(v, ka, kb, h_lo, h_hi, ib, d_lo, d_hi)
+    ties = _rank_dot(v, ka, ib, w, acc, obuf, coll)
+    _finish(acc, ties, v.shape[0], spearman, out_row)
+
+
+@numba.njit(nogil=True, cache=True)
+def _rows_kernel(x, w, spearman, out):
+    scratch = _scratch(x.shape[1], w.shape[0])
+    for r in range(x.shape[0]):
+        _rank_row(x[r], scratch, w, spearman, out[r])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -235,15 +242,8 @@ def _matrices_kernel(p, a, b, euclidean, w, spearman, out):
     of squares, ``b`` feature counts)."""
     n_rows, n_cond, _ = p.shape
     n = n_cond * (n_cond - 1) // 2
-    ib, d_lo, d_hi = _digits(n)
+    scratch = _scratch(n, w.shape[0])
     v = np.empty(n, p.dtype)
-    ka = np.empty(n, np.uint32)
-    kb = np.empty(n, np.uint32)
-    h_lo = np.empty(1 << d_lo, np.int64)
-    h_hi = np.empty(1 << d_hi, np.int64)
-    obuf = np.empty(n, np.uint32)
-    coll = np.empty(n, np.int64)
-    acc = np.empty(w.shape[0], np.float64)
     one = p.dtype.type(1.0)
     m2 = p.dtype.type(-2.0)
     for r in range(n_rows):
@@ -261,9 +261,7 @@ def _matrices_kernel(p, a, b, euclidean, w, spearman, out):
                 for j in range(i + 1, n_cond):
                     v[off + j] = one - pi[j] * ai * ar[j]
             t += n_cond - 1 - i
-        _sort_keys(v, ka, kb, h_lo, h_hi, ib, d_lo, d_hi)
-        ties = _rank_dot(v, ka, ib, w, acc, obuf, coll)
-        _finish(acc, ties, n, spearman, out[r])
+        _rank_row(v, scratch, w, spearman, out[r])
 
 
 def _split(n_rows: int, threads: int | None, fn, *arrays_by_rows) -> None:
