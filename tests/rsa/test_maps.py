@@ -197,6 +197,10 @@ def test_grid_neighbourhoods_equal_kdtree():
             np.testing.assert_array_equal(grid[0][c, : grid[1][c]], np.sort(h))
             np.testing.assert_array_equal(listed[c], np.sort(h))
         assert (grid[0][np.arange(grid[0].shape[1])[None] >= grid[1][:, None]] == len(pos)).all()
+        loose, sizes = _grid_neighbourhoods(pos.astype(float), radius, centers, sort=False)  # the searchlight's
+        np.testing.assert_array_equal(sizes, grid[1])
+        np.testing.assert_array_equal(np.sort(loose, axis=1), grid[0])  # same members, padding still last
+        assert (loose[np.arange(loose.shape[1])[None] >= sizes[:, None]] == len(pos)).all()
     assert _grid_neighbourhoods(pos * 2.5 + 0.1, 3.0, centers) is None  # mm coordinates: KD-tree path
     off = nb.rsa.sphere_neighbourhoods(pos * 2.5 + 0.1, 3.0, centers)
     np.testing.assert_array_equal(off[0], np.sort(cKDTree(pos * 2.5).query_ball_point(pos[centers[0]] * 2.5, 3.0)))
