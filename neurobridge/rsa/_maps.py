@@ -487,7 +487,7 @@ def searchlight(
     come from one batched GEMM. On the CPU, correlation/cosine/euclidean searchlights with Pearson,
     Spearman or rho-a run their batches side by side, one per core; Spearman and rho-a rank each RDM in a
     compiled kernel (numba; the first call in a fresh install compiles it, a few seconds, then it is
-    cached). 10,164 spheres of 123 voxels and 100 conditions take ~0.5 s on 2 cores, ~55x rsatoolbox.
+    cached). 10,164 spheres of 123 voxels and 100 conditions take ~0.5 s on 2 cores, ~60x rsatoolbox.
 
     Offsets that the metric ignores (each pattern's mean for correlation, each feature's mean over
     stimuli for euclidean) are removed first, so float32 stays accurate on raw data with a large
