@@ -27,7 +27,7 @@ def _hard_rows(rng, n, dtype):
     distinct values closer together than the kernel's quantisation step (runs of equal keys to re-sort)."""
     rows = [rng.standard_normal(n)]
     r = rng.standard_normal(n)
-    r[rng.integers(0, n, n // 5)] = r[0]  # one large group of exact ties (> 32: the merge-sort branch)
+    r[rng.integers(0, n, n // 5)] = r[0]  # one large group of exact ties (a long run: Shell sort's wide gaps)
     r[1:n // 2] = r[n // 2]
     rows.append(r)
     rows.append(np.round(rng.standard_normal(n) * 3) / 3)  # many tie groups of every size
