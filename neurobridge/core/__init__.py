@@ -22,6 +22,7 @@ from ._config import (
     get_config,
     resolve_device,
     resolve_dtype,
+    side_by_side,
 )
 from ._factories import (
     activations,
@@ -39,6 +40,7 @@ from ._storage import load, save
 __all__ = [
     "Aligned", "align", "average_repetitions", "expand_to_trials", "stimulus_ids",
     "Config", "Workspace", "all_finite", "as_tensor", "config_context", "cpu_threads", "eigh_many", "get_config", "resolve_device", "resolve_dtype",
+    "side_by_side",
     "activations", "eeg_epochs", "eeg_raw", "evoked", "fmri_responses", "fmri_timeseries", "rdm",
     "optional_import", "SCHEMAS", "SchemaError", "check_finite", "validate", "load", "save",
 ]

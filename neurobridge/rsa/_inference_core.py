@@ -12,14 +12,13 @@ followed by its NaN-aware comparisons -- while every statistic stays a weighted 
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core import all_finite, cpu_threads, get_config
+from ..core import all_finite, cpu_threads, get_config, side_by_side
 from ._compare import COMPARE_METHODS, compare_vectors, n_from_pairs, rank
 
 __all__ = ["BootstrapEvaluation", "noise_ceiling_vectors", "bootstrap_evaluations", "permutation_null"]
@@ -417,18 +416,7 @@ def _bootstrap_loop(d, models, method, stimulus_counts, subject_counts, noise_ce
             lo, up = torch.where(ok.reshape(-1, 1), lo, nan), torch.where(ok.reshape(-1, 1), up, nan)
         return ev, lo, up
 
-    bar = tqdm(total=len(starts), disable=not show, desc="bootstrap")
-    results = []
-    if n_workers > 1:
-        with ThreadPoolExecutor(n_workers) as pool:
-            for res in pool.map(one, starts):  # in order
-                results.append(res)
-                bar.update()
-    else:
-        for st in starts:
-            results.append(one(st))
-            bar.update()
-    bar.close()
+    results = side_by_side(one, starts, n_workers, progress=show, desc="bootstrap")
     evals, lows, ups = zip(*results, strict=True)
     ev = torch.cat(evals).reshape(n_boot, k, *lead)
     lo = torch.cat(lows).reshape(n_boot, *lead) if noise_ceiling else None

@@ -15,14 +15,13 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
 
-from neurobridge.core import SchemaError, Workspace, cpu_threads, get_config
+from neurobridge.core import SchemaError, Workspace, cpu_threads, get_config, side_by_side
 
 from ._compare import COMPARE_METHODS, DOT_METHODS, RANK_METHODS, _prepare, compare_vectors
 from ._labelled import rdm_vectors
@@ -46,8 +45,9 @@ __all__ = ["time_resolved_rsa", "searchlight", "sphere_neighbourhoods"]
 logger = logging.getLogger("neurobridge")
 
 _SEARCHLIGHT_BATCH_BYTES = 256e6
-"""Work arrays per searchlight batch: smaller batches stay closer to cache (10k spheres of 100 conditions:
-0.32 s at ~1200 centres per batch, 0.37 s at ~2500)."""
+"""Work arrays per searchlight batch when batches run one after another (GPU, and the condensed paths:
+crossnobis, poisson, kendall, whitened). Measured on CPU before the side-by-side paths, 10k spheres of 100
+conditions: 0.32 s at ~1200 centres per batch, 0.37 s at ~2500."""
 
 _SIDE_BY_SIDE_BATCH_BYTES = 64e6
 """Work arrays per batch of each worker when CPU batches run side by side (10k spheres of 123 voxels and 100
@@ -443,22 +443,6 @@ def _size_batches(index: torch.Tensor, sizes: np.ndarray, bs: int) -> list[tuple
     return out
 
 
-def _side_by_side(batches, work, n_workers: int, progress, dtype: torch.dtype) -> None:
-    """Run ``work(batch, workspace)`` over the searchlight batches, one worker thread per core, each with
-    single-threaded torch ops and its own workspace: the GEMMs, elementwise passes and compiled kernels of
-    different batches overlap, and no OpenMP team synchronises (or spins idle) between small ops."""
-    local = threading.local()
-
-    def run(batch):
-        if not hasattr(local, "ws"):
-            local.ws = Workspace(dtype, batch[1].device)
-        work(batch, local.ws)
-
-    with cpu_threads(1), ThreadPoolExecutor(n_workers) as pool:
-        for _ in _progress(pool.map(run, batches), len(batches), "searchlight", progress):
-            pass
-
-
 def _coord_names(da: xr.DataArray, f: str, coords) -> list[str]:
     if coords is not None:
         names = [coords] if isinstance(coords, str) else list(coords)
@@ -556,8 +540,8 @@ def searchlight(
     fast = counts is None and metric in ("correlation", "cosine", "euclidean")
     full_pearson = fast and method == "pearson"
     fused_rank = fast and _rank_kernels_apply(x, method, n * (n - 1) // 2)
-    side_by_side = (fused_rank or full_pearson) and x.device.type == "cpu"
-    if side_by_side:  # a few hundred centres per batch: their matrices stay in cache for the next step
+    on_cores = (fused_rank or full_pearson) and x.device.type == "cpu"
+    if on_cores:  # a few hundred centres per batch: their matrices stay in cache for the next step
         bs = batch_size or _auto_batch(n, per_centre, budget_bytes=_SIDE_BY_SIDE_BATCH_BYTES,
                                        itemsize=x.element_size())
     batches = _size_batches(index, sizes, bs)
@@ -581,8 +565,18 @@ def searchlight(
             sel, idx = batch
             mats = _sphere_matrices(xt, idx, (idx < p).sum(-1).to(x.dtype), metric, ws)
             out[:, sel] = _pearson_from_matrices(mats, metric, mfull)
-    if side_by_side:
-        _side_by_side(batches, work, max(1, min(torch.get_num_threads(), len(batches))), progress, x.dtype)
+    if on_cores:  # one worker per core, single-threaded torch ops and a workspace per worker
+        local = threading.local()
+
+        def run(batch):
+            if not hasattr(local, "ws"):
+                local.ws = Workspace(x.dtype, x.device)
+            work(batch, local.ws)
+
+        n_workers = torch.get_num_threads()  # read before cpu_threads(1) lowers it
+        with cpu_threads(1):
+            side_by_side(run, batches, n_workers, progress=get_config().progress if progress is None else progress,
+                         desc="searchlight")
         batches = []
     elif fast:
         flat_upper = iu * n + ju

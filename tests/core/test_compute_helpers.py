@@ -60,3 +60,23 @@ def test_workspace_reuses_and_grows():
     assert d.dtype == torch.int64 and d.data_ptr() != c.data_ptr()
     e = ws("other", (3,))  # same name, new dtype: a new buffer of that dtype
     assert e.dtype == torch.float32
+
+
+def test_side_by_side_keeps_order_and_uses_threads():
+    import threading
+    import time
+
+    from neurobridge.core import side_by_side
+
+    seen = set()
+
+    def slow_square(v):
+        seen.add(threading.get_ident())
+        time.sleep(0.01 * (5 - v))  # later items finish first: the output must still be in input order
+        return v * v
+
+    assert side_by_side(slow_square, list(range(5)), n_workers=3) == [0, 1, 4, 9, 16]
+    assert len(seen) > 1
+    seen.clear()
+    assert side_by_side(slow_square, [2, 3], n_workers=1) == [4, 9]
+    assert seen == {threading.get_ident()}  # one worker: in the calling thread
