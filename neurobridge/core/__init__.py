@@ -34,7 +34,9 @@ from ._factories import (
     rdm,
 )
 from ._optional import optional_import
-from ._schemas import SCHEMAS, SchemaError, check_finite, validate
+from ._progress import progress_bar, progress_enabled
+from ._checks import check_finite, check_unique
+from ._schemas import SCHEMAS, SchemaError, validate
 from ._storage import load, save
 
 __all__ = [
@@ -42,5 +44,5 @@ __all__ = [
     "Config", "Workspace", "all_finite", "as_tensor", "config_context", "cpu_threads", "eigh_many", "get_config", "resolve_device", "resolve_dtype",
     "side_by_side",
     "activations", "eeg_epochs", "eeg_raw", "evoked", "fmri_responses", "fmri_timeseries", "rdm",
-    "optional_import", "SCHEMAS", "SchemaError", "check_finite", "validate", "load", "save",
+    "optional_import", "progress_bar", "progress_enabled", "SCHEMAS", "SchemaError", "check_finite", "check_unique", "validate", "load", "save",
 ]

@@ -32,8 +32,10 @@ class Config:
     ``None`` means CPU."""
     dtype: str = "float32"
     """Floating dtype for computation: ``"float32"`` (default) or ``"float64"``."""
-    progress: bool = True
-    """Default for ``progress=`` arguments: show tqdm bars on long work."""
+    progress: bool | None = None
+    """Default for ``progress=`` arguments: ``True``/``False`` shows or hides tqdm bars on long work;
+    ``None`` (default) shows them when someone watches: stderr is a terminal or a Jupyter kernel runs the
+    code, and ``TQDM_DISABLE`` is not set (see :func:`neurobridge.core.progress_enabled`)."""
 
 
 _CONFIG: contextvars.ContextVar[Config] = contextvars.ContextVar("neurobridge_config", default=Config())  # noqa: B039 (frozen)
@@ -64,7 +66,8 @@ def config_context(
     dtype : {"float32", "float64"} or torch.dtype, optional
         Default floating dtype.
     progress : bool, optional
-        Default for progress bars.
+        Default for progress bars (``True``/``False``); unset keeps the automatic rule of
+        :func:`neurobridge.core.progress_enabled`.
 
     Examples
     --------

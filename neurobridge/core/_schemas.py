@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-__all__ = ["SchemaError", "Schema", "SCHEMAS", "validate", "check_finite", "ATTR_TYPES"]
+__all__ = ["SchemaError", "Schema", "SCHEMAS", "validate", "ATTR_TYPES"]
 
 ATTR_TYPES = (str, int, float)
 
@@ -66,30 +66,6 @@ SCHEMAS: dict[str, Schema] = {
 
 def _fail(kind: str, msg: str, fix: str) -> SchemaError:
     return SchemaError(f"{kind}: {msg}; {fix}")
-
-
-def check_finite(da: xr.DataArray, name: str = "data") -> None:
-    """Raise ``ValueError`` if ``da`` holds NaN or inf, saying where the first bad value is.
-
-    Examples
-    --------
-    >>> check_finite(xr.DataArray([1.0, 2.0], dims="time"))
-    """
-    values = da.data
-    if hasattr(values, "compute"):
-        values = values.compute()
-    values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.integer):
-        return
-    bad = ~np.isfinite(values)
-    if bad.any():
-        idx = np.unravel_index(int(np.argmax(bad)), values.shape)
-        where = ", ".join(f"{d}={i}" for d, i in zip(da.dims, idx, strict=True))
-        n = int(bad.sum())
-        raise SchemaError(
-            f"{name} contains {n} non-finite value(s) (NaN or inf), first at {where}; "
-            "drop or interpolate them first (e.g. da.dropna(...), da.interpolate_na(...), or mark bad channels)"
-        )
 
 
 def _check_stimulus(da: xr.DataArray, kind: str, require: bool) -> None:
@@ -183,5 +159,7 @@ def validate(da: xr.DataArray, kind: str, *, check_values: bool = True) -> xr.Da
         raise _fail(kind, f"RDM is not square: {da.sizes['stimulus']} x {da.sizes['stimulus2']}",
                     "build it with nb.rsa.rdm(...) or nb.core.rdm(...)")
     if check_values:
+        from ._checks import check_finite  # _checks raises this module's SchemaError
+
         check_finite(da, kind)
     return da
