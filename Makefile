@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test test-slow lint clean
+.PHONY: setup demo test test-slow lint lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,12 @@ test-slow: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# The last set known green, for `.ci/run --locked` (pip -c): refresh it after a green `make test`.
+lock: setup
+	{ echo "# Versions of the last green \`make test\` ($$(date -u +%Y-%m-%d), Python $$($(BIN)/python -c 'import platform; print(platform.python_version())'))."; \
+	  echo "# Used by \`.ci/run --locked\` (PIP_CONSTRAINT) to tell upstream drift from our own regressions; refresh with \`make lock\`."; \
+	  $(BIN)/python -m pip list --format=freeze --exclude-editable --disable-pip-version-check; } > .ci/constraints.txt
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -27,33 +27,53 @@ True
 (92, 175, 175, 3)
 """
 
-from ._bundle import DatasetBundle
-from ._cards import CARDS, DatasetCard, DatasetFile
-from ._fetch import (
-    ChecksumError,
-    DatasetNotFoundError,
-    FileStatus,
-    data_root,
-    dataset_dir,
-    fetch,
-    verify,
-)
-from ._registry import info, list_datasets, load
-from ._simulate import (
-    SimulatedEncoding,
-    SimulatedRSA,
-    SimulatedSparseCodes,
-    simulate_encoding,
-    simulate_rsa,
-    simulate_sparse_codes,
-)
+# This folder is only ever ``neurobridge.datasets`` (DESIGN.md §2). When the repository root is on
+# ``sys.path`` (a script, notebook or ``python -m`` started there), ``import datasets`` finds this file first
+# and would shadow the PyPI package ``datasets`` (Hugging Face datasets, imported by sae-lens and transformers' examples). Imported under that
+# name, this file hands the import over to the real package (or fails as if the folder were not there)
+# before any of its own code runs.
+if __name__ != "neurobridge.datasets":
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
 
-list = list_datasets  # noqa: A001 - ``nb.datasets.list()`` is the documented entry point
+    _root = os.path.realpath(os.path.join(os.path.dirname(__file__), os.pardir))
+    _path = [p for p in sys.path if isinstance(p, str) and os.path.realpath(p or os.curdir) != _root]
+    _spec = importlib.machinery.PathFinder.find_spec(__name__, _path)
+    if _spec is None or _spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {__name__!r}", name=__name__)
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules[__name__] = _module  # what ``import datasets`` returns once this file ends
+    _spec.loader.exec_module(_module)
+else:
+    from ._bundle import DatasetBundle
+    from ._cards import CARDS, DatasetCard, DatasetFile
+    from ._fetch import (
+        ChecksumError,
+        DatasetNotFoundError,
+        FileStatus,
+        data_root,
+        dataset_dir,
+        fetch,
+        verify,
+    )
+    from ._registry import info, list_datasets, load
+    from ._simulate import (
+        SimulatedEncoding,
+        SimulatedRSA,
+        SimulatedSparseCodes,
+        simulate_encoding,
+        simulate_rsa,
+        simulate_sparse_codes,
+    )
 
-__all__ = [
-    "list", "list_datasets", "info", "load", "fetch", "verify", "data_root", "dataset_dir",
-    "DatasetBundle", "DatasetCard", "DatasetFile", "FileStatus", "CARDS",
-    "DatasetNotFoundError", "ChecksumError",
-    "simulate_encoding", "simulate_rsa", "simulate_sparse_codes",
-    "SimulatedEncoding", "SimulatedRSA", "SimulatedSparseCodes",
-]
+    list = list_datasets  # noqa: A001 - ``nb.datasets.list()`` is the documented entry point
+
+    __all__ = [
+        "list", "list_datasets", "info", "load", "fetch", "verify", "data_root", "dataset_dir",
+        "DatasetBundle", "DatasetCard", "DatasetFile", "FileStatus", "CARDS",
+        "DatasetNotFoundError", "ChecksumError",
+        "simulate_encoding", "simulate_rsa", "simulate_sparse_codes",
+        "SimulatedEncoding", "SimulatedRSA", "SimulatedSparseCodes",
+    ]

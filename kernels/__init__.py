@@ -11,60 +11,26 @@ Examples
 'reference'
 """
 
-from __future__ import annotations
+# This folder is only ever ``neurobridge.kernels`` (DESIGN.md §2). When the repository root is on
+# ``sys.path`` (a script, notebook or ``python -m`` started there), ``import kernels`` finds this file first
+# and would shadow the PyPI package ``kernels`` (imported by transformers). Imported under that
+# name, this file hands the import over to the real package (or fails as if the folder were not there)
+# before any of its own code runs.
+if __name__ != "neurobridge.kernels":
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
 
-import importlib
-import pkgutil
-from typing import NamedTuple
+    _root = os.path.realpath(os.path.join(os.path.dirname(__file__), os.pardir))
+    _path = [p for p in sys.path if isinstance(p, str) and os.path.realpath(p or os.curdir) != _root]
+    _spec = importlib.machinery.PathFinder.find_spec(__name__, _path)
+    if _spec is None or _spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {__name__!r}", name=__name__)
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules[__name__] = _module  # what ``import kernels`` returns once this file ends
+    _spec.loader.exec_module(_module)
+else:
+    from ._info import KernelInfo, info
 
-import torch
-
-__all__ = ["info", "KernelInfo"]
-
-
-class KernelInfo(NamedTuple):
-    """Which implementation an op uses and why."""
-
-    implementation: str
-    """``"triton"`` or ``"reference"``."""
-    reason: str
-    """Why that implementation is chosen (device, triton availability, ``NEUROBRIDGE_KERNELS``)."""
-    last_used: str | None
-    """The implementation the op's last call in this process ran (``None`` if not called yet)."""
-
-
-def _ops() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg)
-
-
-def info(device: str | torch.device | None = None) -> dict[str, KernelInfo]:
-    """Which implementation each kernel op uses on ``device``.
-
-    Parameters
-    ----------
-    device : str or torch.device, optional
-        Default: ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
-
-    Returns
-    -------
-    dict
-        Op name -> :class:`KernelInfo`.
-
-    Examples
-    --------
-    >>> import neurobridge as nb
-    >>> sorted(nb.kernels.info("cpu"))[:1]
-    ['pool_stats']
-    """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = {}
-    for name in _ops():
-        mod = importlib.import_module(f"{__name__}.{name}")
-        choose = getattr(mod, "implementation", None)
-        if choose is None:
-            continue
-        impl, reason = choose(device=device)
-        out[name] = KernelInfo(impl, reason, getattr(mod, "_last_used", None))
-    return out
-
+    __all__ = ["info", "KernelInfo"]

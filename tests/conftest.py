@@ -28,6 +28,23 @@ def data_dir() -> Path:
     return root
 
 
+_REPORTED = ("torch", "numpy", "scipy", "xarray", "zarr", "scikit-learn", "mne", "nilearn", "transformers",
+             "kernels", "datasets", "rsatoolbox", "himalaya", "dask", "triton")
+
+
+def pytest_report_header(config):
+    """The versions that matter, at the top of every run: a red CI run after upstream releases shows them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in _REPORTED:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (absent)")
+    return "neurobridge deps: " + ", ".join(found)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``network`` need real downloads: run them only with NEUROBRIDGE_NETWORK=1."""
     if os.environ.get("NEUROBRIDGE_NETWORK") == "1":

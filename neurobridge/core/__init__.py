@@ -11,6 +11,7 @@ Examples
 
 from . import _accessor  # noqa: F401  (registers the .nb accessor)
 from ._align import Aligned, align, average_repetitions, expand_to_trials, stimulus_ids
+from ._checks import check_finite, check_unique
 from ._config import (
     Config,
     Workspace,
@@ -35,7 +36,6 @@ from ._factories import (
 )
 from ._optional import optional_import
 from ._progress import progress_bar, progress_enabled
-from ._checks import check_finite, check_unique
 from ._schemas import SCHEMAS, SchemaError, validate
 from ._storage import load, save
 
