@@ -28,6 +28,8 @@ import xarray as xr
 from neurobridge.core import (
     SchemaError,
     activations,
+    check_finite,
+    check_unique,
     eeg_epochs,
     fmri_responses,
     fmri_timeseries,
@@ -58,12 +60,6 @@ def _as_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
-    if not np.all(np.isfinite(arr)):
-        n = int((~np.isfinite(arr)).sum())
-        raise SchemaError(f"{name} contains {n} non-finite value(s) (NaN or inf); remove or impute them first")
-
-
 def _one_space(x, name: str, stim_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-> (values (stimulus, unit), stimulus ids, unit ids)."""
     if isinstance(x, xr.DataArray):
@@ -86,10 +82,8 @@ def _one_space(x, name: str, stim_ids) -> tuple[np.ndarray, np.ndarray, np.ndarr
         if ids.shape[0] != vals.shape[0]:
             raise SchemaError(f"features {name!r}: {vals.shape[0]} rows but {ids.shape[0]} stimulus ids")
         units = np.arange(vals.shape[1])
-    if len(set(ids.tolist())) != len(ids):
-        raise SchemaError(f"features {name!r}: duplicated stimulus ids; average repetitions first "
-                          "(nb.core.average_repetitions)")
-    _check_finite(vals, f"features {name!r}")
+    check_unique(ids, owner=f"features {name!r}")
+    check_finite(vals, f"features {name!r}")
     return vals, ids, units
 
 
@@ -436,7 +430,7 @@ def _simulate_continuous_eeg(features: xr.DataArray, snr, *, n_repeats, n_channe
     x = _as_numpy(f.data).astype(np.float64)
     if x.ndim == 1:
         x = x[:, None]
-    _check_finite(x, "features")
+    check_finite(x, "features")
     t = np.asarray(f["time"].values, dtype=float)
     sfreq = float(f.attrs.get("sfreq") or 1.0 / np.median(np.diff(t)))
     z = _zscore(x)
@@ -545,7 +539,7 @@ def simulate_rsa(
                 ids = np.asarray(arr["stimulus"].values)
             else:
                 ids = np.asarray(stimulus) if stimulus is not None else np.array([f"stim{i:03d}" for i in range(D.shape[0])])
-            _check_finite(D, "rdm")
+            check_finite(D, "rdm")
             n = D.shape[0]
             J = np.eye(n) - 1.0 / n
             B = -0.5 * J @ D @ J

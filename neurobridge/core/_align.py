@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._checks import check_unique
 from ._schemas import SchemaError
 
 __all__ = ["Aligned", "align", "average_repetitions", "expand_to_trials", "stimulus_ids"]
@@ -136,14 +137,12 @@ def align(
         raise SchemaError("features must have a 'stimulus' dim (one row per unique stimulus); "
                           "average repetitions first with nb.core.average_repetitions(features)")
     f_idx = features.indexes["stimulus"]
-    if f_idx.has_duplicates:
-        raise SchemaError(f"features have duplicated stimulus ids {f_idx[f_idx.duplicated()].unique()[:5].tolist()}; "
-                          "average them with nb.core.average_repetitions or make ids unique")
+    check_unique(f_idx, owner="features")
     dim = _sample_dim(brain, "brain")
     b_ids = stimulus_ids(brain)
-    if dim == "stimulus" and pd.Index(b_ids).has_duplicates:
-        raise SchemaError("brain has duplicated ids on dim 'stimulus'; use dim 'trial' for repetitions "
-                          "or average them with nb.core.average_repetitions")
+    if dim == "stimulus":
+        check_unique(b_ids, "stimulus ids on dim 'stimulus'", owner="brain",
+                     fix="use dim 'trial' for repetitions or average them with nb.core.average_repetitions")
     if len(b_ids) and len(f_idx) and type(b_ids[0]) is not type(f_idx[0]) and not (
         np.issubdtype(np.asarray(b_ids).dtype, np.number) and np.issubdtype(f_idx.dtype, np.number)
     ):

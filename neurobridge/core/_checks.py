@@ -83,7 +83,7 @@ def check_finite(x, name: str = "data", *, fix: str | None = None) -> None:
                       f"{fix or _FINITE_FIX}")
 
 
-def check_unique(ids: Sequence | np.ndarray | pd.Index, name: str = "stimulus ids", *,
+def check_unique(ids: Sequence | np.ndarray | pd.Index, what: str = "stimulus ids", *, owner: str | None = None,
                  fix: str | None = None) -> None:
     """Raise :class:`SchemaError` if ``ids`` has duplicates, naming up to five of them.
 
@@ -91,18 +91,20 @@ def check_unique(ids: Sequence | np.ndarray | pd.Index, name: str = "stimulus id
     ----------
     ids : sequence, array or pandas Index
         Stimulus ids, channel names, voxel indices (rows of a 2-D array count as one id each).
-    name : str
-        What the ids are ("stimulus ids on dim 'stimulus'", "channel names").
+    what : str
+        What the ids are ("stimulus ids", "channel names", "voxel indices (i, j, k)").
+    owner : str, optional
+        The input they belong to, as the user knows it ("features", "brain", "evoked").
     fix : str, optional
         What the user should do; default: average repetitions or make the ids unique.
 
     Examples
     --------
     >>> check_unique(["a", "b"])
-    >>> check_unique(["a", "b", "a"], "features' stimulus ids")
+    >>> check_unique(["a", "b", "a"], owner="features")
     Traceback (most recent call last):
     ...
-    neurobridge.core._schemas.SchemaError: features' stimulus ids are duplicated: ['a']; average repetitions with nb.core.average_repetitions(da) or make the ids unique
+    neurobridge.core._schemas.SchemaError: features: duplicated stimulus ids ['a']; average repetitions with nb.core.average_repetitions(da) or make the ids unique
     """
     arr = ids if isinstance(ids, pd.Index) else np.asarray(ids)
     if isinstance(arr, np.ndarray) and arr.ndim == 2:
@@ -116,4 +118,5 @@ def check_unique(ids: Sequence | np.ndarray | pd.Index, name: str = "stimulus id
         if not index.has_duplicates:
             return
         dup = index[index.duplicated()].unique()[:5].tolist()
-    raise SchemaError(f"{name} are duplicated: {dup}; {fix or _UNIQUE_FIX}")
+    prefix = f"{owner}: " if owner else ""
+    raise SchemaError(f"{prefix}duplicated {what} {dup}; {fix or _UNIQUE_FIX}")

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from ._checks import check_unique
 from ._schemas import SchemaError, validate
 
 __all__ = ["eeg_raw", "eeg_epochs", "evoked", "fmri_timeseries", "fmri_responses", "activations", "rdm"]
@@ -45,8 +46,7 @@ def _times(n: int, times, sfreq, tmin: float) -> tuple[np.ndarray, float]:
 def _channel_coords(n: int, ch_names, ch_types, ch_pos) -> dict:
     names = _labels(ch_names, n, "ch_names", "channel").astype(str) if ch_names is not None else np.array(
         [f"ch{i:03d}" for i in range(n)])
-    if len(set(names.tolist())) != n:
-        raise SchemaError("ch_names has duplicated names; channel names must be unique")
+    check_unique(names, "channel names", owner="ch_names", fix="channel names must be unique; rename the duplicates")
     coords: dict = {"channel": names}
     if ch_types is not None:
         coords["ch_type"] = ("channel", _labels(ch_types, n, "ch_types", "channel").astype(str))

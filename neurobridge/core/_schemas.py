@@ -75,10 +75,9 @@ def _check_stimulus(da: xr.DataArray, kind: str, require: bool) -> None:
             if require:
                 raise _fail(kind, "dim 'stimulus' has no coordinate", "assign ids with da.assign_coords(stimulus=ids)")
             return
-        if idx.has_duplicates:
-            dup = idx[idx.duplicated()].unique()[:5].tolist()
-            raise _fail(kind, f"duplicated stimulus ids on dim 'stimulus': {dup}",
-                        "average repetitions with nb.core.average_repetitions(da) or make the ids unique")
+        from ._checks import check_unique  # _checks raises this module's SchemaError
+
+        check_unique(idx, "stimulus ids on dim 'stimulus'", owner=kind)
         return
     if "trial" in da.dims:
         if "stimulus" not in da.coords:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from neurobridge.core import SchemaError, optional_import, validate
+from neurobridge.core import SchemaError, check_unique, optional_import, validate
 from neurobridge.core import eeg_epochs as _eeg_epochs
 from neurobridge.core import eeg_raw as _eeg_raw
 from neurobridge.core import evoked as _evoked
@@ -312,9 +312,7 @@ def _from_evokeds(evokeds: list, stimulus) -> xr.DataArray:
             ids = np.asarray(stimulus)
         if ids.ndim != 1 or len(ids) != len(evokeds):
             raise SchemaError(f"stimulus has {ids.size} ids but {len(evokeds)} Evoked were given; pass one id per Evoked")
-        if len(set(ids.tolist())) != len(ids):
-            raise SchemaError(f"duplicated stimulus ids {pd.Index(ids)[pd.Index(ids).duplicated()].tolist()}; "
-                              "stimulus ids of Evoked must be unique (one average per stimulus)")
+        check_unique(ids, owner="Evoked", fix="pass one unique id per Evoked (one average per stimulus)")
         da = _evoked(data, stimulus=ids, **common).assign_coords(condition=("stimulus", comments))
     return validate(_with_channel_coords(da, first.info), "evoked", check_values=False)
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neurobridge.core import check_finite
+
 __all__ = ["ImagePreprocess", "HFImagePreprocess", "PixelValues", "TextPreprocess", "as_image_list", "as_text_list"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -43,8 +45,7 @@ def _image_to_float(img: Any, index: int) -> np.ndarray:
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"image {index} has dtype {arr.dtype}; expected uint8 in [0, 255] or float in [0, 1]")
     arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"image {index} contains NaN or inf values; clean or drop it before preprocessing")
+    check_finite(arr, f"image {index}", fix="clean or drop it before preprocessing")
     if np.issubdtype(np.asarray(img).dtype, np.integer):
         if arr.min() < 0 or arr.max() > 255:
             raise ValueError(f"image {index} has integer values outside [0, 255]; pass uint8 images")

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from neurobridge.core import all_finite
+from neurobridge.core import check_finite
 
 __all__ = ["rank", "compare_vectors", "COMPARE_METHODS", "n_from_pairs"]
 
@@ -238,8 +238,8 @@ def _as_pair(x, y) -> tuple[torch.Tensor, torch.Tensor]:
         torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
     except RuntimeError as err:
         raise ValueError(f"leading shapes {tuple(x.shape[:-1])} and {tuple(y.shape[:-1])} do not broadcast") from err
-    if not (all_finite(x) and all_finite(y)):
-        raise ValueError("RDM vectors contain NaN or inf; drop the affected stimuli or fill the entries first")
+    check_finite(x, "the first RDM vector", fix="drop the affected stimuli or fill the entries first")
+    check_finite(y, "the second RDM vector", fix="drop the affected stimuli or fill the entries first")
     return x, y
 
 

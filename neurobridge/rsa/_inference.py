@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..core import SchemaError, resolve_device, resolve_dtype
+from ..core import SchemaError, check_unique, resolve_device, resolve_dtype
 from ..stats import (
     bootstrap_counts,
     confidence_interval,
@@ -53,11 +53,9 @@ def _check_rdm(da, name: str) -> xr.DataArray:
         got = da.dims if isinstance(da, xr.DataArray) else type(da).__name__
         raise SchemaError(f"{name} must be an RDM DataArray with dims (..., 'stimulus', 'stimulus2') (from "
                           f"nb.rsa.rdm or nb.core.rdm); got {got}")
-    ids = np.asarray(da["stimulus"].values)
-    if len(np.unique(ids)) != len(ids):
-        raise SchemaError(f"{name} has duplicated stimulus ids; an RDM has one row per unique stimulus. Average "
-                          "repetitions before computing the RDM (nb.core.average_repetitions), or use "
-                          "stimulus_groups= to bootstrap groups of conditions together")
+    check_unique(da["stimulus"].values, owner=name,
+                 fix="an RDM has one row per unique stimulus: average repetitions before computing the RDM "
+                     "(nb.core.average_repetitions), or use stimulus_groups= to bootstrap groups of conditions together")
     return da
 
 

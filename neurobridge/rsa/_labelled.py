@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurobridge.core import SchemaError, all_finite, validate
+from neurobridge.core import SchemaError, check_finite, validate
 
 from ._compare import COMPARE_METHODS, compare_vectors, n_from_pairs
 from ._rdm import _as_t, _lead_coords, from_condensed
@@ -66,8 +66,7 @@ def rdm_vectors(da: xr.DataArray, *, stimulus=None, dims=None, dtype=None, devic
     n = t.shape[-1]
     i, j = torch.triu_indices(n, n, offset=1, device=t.device)
     v = t[..., i, j]
-    if not all_finite(v):
-        raise SchemaError("compare: an RDM contains NaN or inf entries; drop the affected stimuli first")
+    check_finite(v, "compare: an RDM", fix="drop the affected stimuli first")
     return v, lead, ids
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurobridge.core import SchemaError, all_finite
+from neurobridge.core import SchemaError, check_finite
 
 from ._rdm import _FEATURE_DIMS, _as_t, _lead_coords, _sample_axis
 
@@ -260,8 +260,8 @@ def _paired(a, b, fn: Callable, *, feature_dim, sample_dim, dtype, device, name:
             raise SchemaError(f"{name}: shared dim {d!r} has {xa.sizes[d]} entries in a and {xb.sizes[d]} in b")
     ta = _as_t(xa, dtype=dtype, device=device)
     tb = _as_t(xb.transpose(*b_only, *[d for d in lead_a if d in lead_b], obs_b, "_feat"), dtype=ta.dtype, device=ta.device)
-    if not (all_finite(ta) and all_finite(tb)):
-        raise SchemaError(f"{name}: the data contain NaN or inf; drop or interpolate them first")
+    check_finite(ta, f"{name}: a")
+    check_finite(tb, f"{name}: b")
     x = ta.reshape(*([1] * len(b_only)), *ta.shape)
     y = tb.reshape(*[xb.sizes[d] for d in b_only], *[xb.sizes[d] if d in lead_b else 1 for d in lead_a], *tb.shape[-2:])
     val = fn(x, y)
