@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..core import all_finite, as_tensor
+from ..core import as_tensor, check_finite
 
 __all__: list[str] = []
 
@@ -14,10 +14,8 @@ __all__: list[str] = []
 def to_tensor(x, *, dtype=torch.float64, name: str = "x", allow_nan: bool = False) -> torch.Tensor:
     """A floating tensor from numpy / torch / xarray / lists; checks for non-finite values."""
     t = as_tensor(x, dtype=dtype) if not (isinstance(x, torch.Tensor) and x.is_floating_point()) else x
-    if not allow_nan and not all_finite(t):
-        n_bad = int((~torch.isfinite(t)).sum())
-        raise ValueError(f"{name} contains {n_bad} non-finite value(s) (NaN or inf); "
-                         "remove or impute them before testing")
+    if not allow_nan:
+        check_finite(t, name, fix="remove or impute them before testing")
     return t
 
 
