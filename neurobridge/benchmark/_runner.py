@@ -206,7 +206,7 @@ def run(
     batch_size: int = 32,
     download: bool = True,
     figures: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Score models against brain benchmarks: per-layer profiles, ceilings, CIs and held-out layer selection.
 
@@ -238,8 +238,11 @@ def run(
         Download missing dataset files (False: fail at once with where to put them).
     figures : bool
         Write PNG figures and ``report.html`` with ``out``.
-    progress : bool
-        Progress bars per stage.
+    progress : bool, optional
+        Progress bars per stage (data, scoring, extraction, bootstrap resamples): ``True``/``False``; ``None``
+        (default, automatic) shows them only when someone watches: stderr is a terminal or Jupyter, and
+        ``TQDM_DISABLE`` is unset (:func:`neurobridge.core.progress_enabled`). In a CI log or a redirected
+        script: none unless ``progress=True``, and then a few lines per stage, not a frame per step.
 
     Returns
     -------
@@ -263,9 +266,8 @@ def run(
     >>> str(scores.selected_layer.sel(model="efficientnet_lite0", benchmark="kriegeskorte92-mit-rsa").values)  # doctest: +SKIP
     'blocks.12'
     """
-    from tqdm.auto import tqdm
-
     from neurobridge import extract
+    from neurobridge.core import progress_bar, progress_enabled
 
     t0 = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
@@ -273,18 +275,19 @@ def run(
     specs = _model_specs(models)
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+    progress = progress_enabled(progress)  # decided once: every stage and loader follows the same answer
 
     # stage 1: data (fail early, before loading any model); one load per dataset
     data: dict[str, BenchmarkData] = {}
     bundles: dict = {}
-    for bench in tqdm(benches, desc="load data", disable=not progress, leave=False):
+    for bench in progress_bar(benches, desc="load data", progress=progress, unit="benchmark"):
         data[bench.name] = _load_data(bench, data_dir, download, progress, bundles)
 
     pieces: dict[tuple[str, str], xr.Dataset] = {}
     extras: dict[tuple[str, str], dict] = {}
     model_info: dict[str, dict] = {}
     skipped: dict[str, dict[str, str]] = {}
-    bar = tqdm(total=len(specs) * len(benches), desc="score", disable=not progress, unit="benchmark")
+    bar = progress_bar(total=len(specs) * len(benches), desc="score", progress=progress, unit="benchmark", leave=True)
     for label, spec in specs.items():
         model = _load_model(spec, device)
         model_info[label] = {"spec": spec if isinstance(spec, str) else model.name, "loaded_as": model.name,

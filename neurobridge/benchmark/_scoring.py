@@ -166,7 +166,7 @@ def _summary(scores: xr.DataArray, bench: Benchmark) -> xr.DataArray:
 
 
 def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.DataArray], *, n_bootstrap: int,
-               seed: int, progress: bool) -> tuple[xr.Dataset, dict]:
+               seed: int, progress: bool | None) -> tuple[xr.Dataset, dict]:
     from neurobridge import rsa
 
     brain = target_rdm(bench, target)
@@ -275,7 +275,7 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
 
 
 def _score_encoding(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.DataArray], *, n_bootstrap: int,
-                    seed: int, progress: bool) -> tuple[xr.Dataset, dict]:
+                    seed: int, progress: bool | None) -> tuple[xr.Dataset, dict]:
     from neurobridge import encoding
 
     layers = list(acts)
@@ -384,7 +384,7 @@ def _piece(bench, layers, profile, ci_low, ci_high, lower, upper, held, n_splits
 
 
 def score_benchmark(bench: Benchmark, data: BenchmarkData, acts: Mapping[str, xr.DataArray], *,
-                    n_bootstrap: int = 1000, seed: int = 0, progress: bool = False) -> tuple[xr.Dataset, dict]:
+                    n_bootstrap: int = 1000, seed: int = 0, progress: bool | None = None) -> tuple[xr.Dataset, dict]:
     """Score every layer of one model on one benchmark.
 
     Parameters
@@ -398,6 +398,10 @@ def score_benchmark(bench: Benchmark, data: BenchmarkData, acts: Mapping[str, xr
         Bootstrap resamples for the per-layer CIs (0: none).
     seed : int
         Seed of bootstraps and splits.
+    progress : bool, optional
+        Bar of the RSA bootstrap, counting resamples up to ``n_bootstrap`` (the count the CI method records):
+        ``True``/``False``; ``None`` (default, automatic) shows it only when someone watches
+        (:func:`neurobridge.core.progress_enabled`).
 
     Returns
     -------

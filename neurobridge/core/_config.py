@@ -35,7 +35,8 @@ class Config:
     progress: bool | None = None
     """Default for ``progress=`` arguments: ``True``/``False`` shows or hides tqdm bars on long work;
     ``None`` (default) shows them when someone watches: stderr is a terminal or a Jupyter kernel runs the
-    code, and ``TQDM_DISABLE`` is not set (see :func:`neurobridge.core.progress_enabled`)."""
+    code, and ``TQDM_DISABLE`` is unset or empty (see :func:`neurobridge.core.progress_enabled`). An explicit
+    ``progress=`` argument wins over this default."""
 
 
 _CONFIG: contextvars.ContextVar[Config] = contextvars.ContextVar("neurobridge_config", default=Config())  # noqa: B039 (frozen)
@@ -164,31 +165,51 @@ def cpu_threads(n: int, device: torch.device | str = "cpu") -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def side_by_side(fn, items: Sequence, n_workers: int, *, progress: bool = False, desc: str | None = None) -> list:
+def side_by_side(fn, items: Sequence, n_workers: int, *, progress: bool | None = None, desc: str | None = None,
+                 sizes: Sequence[int] | None = None, unit: str = "it") -> list:
     """``[fn(item) for item in items]``, in order, on ``n_workers`` threads (one per core) when more than one.
 
     For batches of small torch/numpy ops or GIL-free compiled kernels: run it inside ``cpu_threads(1)`` so
     each batch is single-threaded and independent batches overlap instead of synchronising an OpenMP team
-    after every op. Shows a tqdm bar when ``progress``.
+    after every op.
+
+    Parameters
+    ----------
+    fn : callable
+    items : sequence
+    n_workers : int
+    progress : bool, optional
+        Progress bar: ``True``/``False``; ``None`` (default, automatic) shows one only when someone watches
+        (see :func:`neurobridge.core.progress_enabled`).
+    desc : str, optional
+        Label of the bar.
+    sizes : sequence of int, optional
+        How many steps each item stands for (e.g. the resamples in each batch): the bar then counts those
+        steps, reaching ``sum(sizes)``, instead of items.
+    unit : str
+        What one step is.
 
     Examples
     --------
     >>> side_by_side(lambda v: v * v, [1, 2, 3], n_workers=2)
     [1, 4, 9]
     """
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
+    steps = [1] * len(items) if sizes is None else [int(k) for k in sizes]
+    if len(steps) != len(items):
+        raise ValueError(f"sizes must give one count per item ({len(items)}), got {len(steps)}")
     out = []
-    with tqdm(total=len(items), disable=not progress, desc=desc, leave=False) as bar:
+    with progress_bar(total=sum(steps), desc=desc, progress=progress, unit=unit) as bar:
         if n_workers > 1 and len(items) > 1:
             with ThreadPoolExecutor(min(n_workers, len(items))) as pool:
-                for res in pool.map(fn, items):
+                for res, k in zip(pool.map(fn, items), steps, strict=True):
                     out.append(res)
-                    bar.update()
+                    bar.update(k)
         else:
-            for item in items:
+            for item, k in zip(items, steps, strict=True):
                 out.append(fn(item))
-                bar.update()
+                bar.update(k)
     return out
 
 

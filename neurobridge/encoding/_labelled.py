@@ -12,9 +12,8 @@ import pandas as pd
 import torch
 import xarray as xr
 from sklearn.base import clone
-from tqdm.auto import tqdm
 
-from ..core import SchemaError, align, check_finite, get_config, resolve_device, stimulus_ids
+from ..core import SchemaError, align, check_finite, progress_bar, resolve_device, stimulus_ids
 from ._cv import make_folds
 from ._estimators import BandedRidgeCV, RidgeCV, correlation_score, r2_score
 from ._memory import threads_for
@@ -216,7 +215,7 @@ def _inner_cv(est, n_inner: int):
     return clone(est)
 
 
-def _crossval(design: Design, estimator, folds, score_fn, progress: bool):
+def _crossval(design: Design, estimator, folds, score_fn, progress: bool | None):
     """Held-out predictions and per-fold scores (n_folds, n_targets), alphas per fold when available."""
     n, p = design.X.shape
     work = _work(n, p, design.Y.shape[1], 13, 6 * len(folds) * getattr(estimator, "n_iter", 1))
@@ -224,12 +223,12 @@ def _crossval(design: Design, estimator, folds, score_fn, progress: bool):
         return _crossval_impl(design, estimator, folds, score_fn, progress)
 
 
-def _crossval_impl(design: Design, estimator, folds, score_fn, progress: bool):
+def _crossval_impl(design: Design, estimator, folds, score_fn, progress: bool | None):
     Y = torch.as_tensor(design.Y)
     preds = np.zeros_like(design.Y)
     fold_scores, fold_alphas, inner_scores = [], [], []
     with_groups = _fit_supports_groups(estimator)
-    for tr, va in tqdm(folds, desc="outer folds", disable=not progress, leave=False):
+    for tr, va in progress_bar(folds, desc="outer folds", progress=progress, unit="fold"):
         est = clone(estimator)
         Xtr, Ytr = design.X[tr], design.Y[tr]
         if with_groups and design.groups is not None:
@@ -318,6 +317,10 @@ def fit_encoding(
     fdr_alpha : float
     random_state : int
     progress : bool, optional
+        Progress bar over the outer folds: ``True``/``False``; ``None`` (default, automatic) shows it only
+        when someone watches: stderr is a terminal or Jupyter, and ``TQDM_DISABLE`` is unset
+        (:func:`neurobridge.core.progress_enabled`; ``nb.config_context(progress=...)`` sets the default).
+        :func:`layer_sweep` shows one bar over layers instead.
 
     Returns
     -------
@@ -338,12 +341,11 @@ def fit_encoding(
     """
     if scoring not in _SCORES:
         raise ValueError(f"scoring must be 'r2' or 'correlation', got {scoring!r}")
-    show = get_config().progress if progress is None else bool(progress)
     design = prepare_design(features, brain, groups=groups, average_repetitions=average_repetitions)
     n = design.X.shape[0]
     folds = make_folds(n, cv, design.groups)
     est = estimator if estimator is not None else _default_estimator(design, alphas, scoring)
-    preds, fold_scores, fold_alphas, inner = _crossval(design, est, folds, _SCORES[scoring], show)
+    preds, fold_scores, fold_alphas, inner = _crossval(design, est, folds, _SCORES[scoring], progress)
     fold_lead = [("fold", np.arange(len(folds)))]
     tpl = design.target_template
     data = {
@@ -436,7 +438,6 @@ def layer_sweep(
     """
     if scoring not in _SCORES:
         raise ValueError(f"scoring must be 'r2' or 'correlation', got {scoring!r}")
-    show = get_config().progress if progress is None else bool(progress)
     names = list(layers) if layers is not None else _layers_of(tree)
     designs = {}
     for name in names:
@@ -451,7 +452,7 @@ def layer_sweep(
                               "every layer must have activations for the same stimuli")
     folds = make_folds(first.X.shape[0], cv, first.groups)
     scores, inner, alphas_out = [], [], []
-    for name in tqdm(names, desc="layers", disable=not show):
+    for name in progress_bar(names, desc="layers", progress=progress, unit="layer"):
         est = estimator if estimator is not None else RidgeCV(alphas=alphas, scoring=scoring)
         _, fs, fa, fi = _crossval(designs[name], est, folds, _SCORES[scoring], False)
         scores.append(fs)

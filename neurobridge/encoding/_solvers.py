@@ -29,14 +29,13 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..core import (
     Workspace,
     all_finite,
     as_tensor,
     eigh_many,
-    get_config,
+    progress_bar,
     resolve_device,
 )
 from ._cv import make_folds
@@ -241,10 +240,6 @@ def _center(X, fit_intercept: bool):
 def _batches(n: int, size: int):
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
-
-
-def _progress(progress: bool | None) -> bool:
-    return get_config().progress if progress is None else bool(progress)
 
 
 def _refit(dec: _Decomp, Y: torch.Tensor, alpha: torch.Tensor, batch: int, cols: torch.Tensor | None = None):
@@ -504,7 +499,7 @@ def _fold_fits(X: torch.Tensor, folds, *, fit_intercept: bool, method: str, with
 
 
 def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds, *, fit_intercept: bool,
-                  scoring: str, method: str, n_targets_batch: int | None, progress: bool,
+                  scoring: str, method: str, n_targets_batch: int | None, progress: bool | None,
                   desc: str = "ridge cv", with_full: bool = False):
     """``(scores, full)``: validation scores (n_alphas, n_targets) averaged over folds, and with ``with_full``
     the decomposition of the whole design for the refit, ``(dec, x_mean)`` (else None)."""
@@ -521,7 +516,7 @@ def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds,
     inv = [1.0 / (f.lam[None, :] + alphas[:, None]) for f in fits]  # (n_alphas, r) per fold
     ws = Workspace(X.dtype, dev)
     contiguous = all(isinstance(f.va, slice) for f in fits)
-    for b in tqdm(list(_batches(n_t, batch)), desc=desc, disable=not progress, leave=False):
+    for b in progress_bar(list(_batches(n_t, batch)), desc=desc, progress=progress, unit="target batch"):
         tb = b.stop - b.start
         Yb = Y[:, b]
         if perm is not None:
@@ -576,6 +571,9 @@ def solve_ridge_cv(X, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, fit_int
         Refit on all samples with the chosen alphas.
     n_targets_batch : int, optional
     progress : bool, optional
+        Progress bar over batches of targets: ``True``/``False``; ``None`` (default, automatic) shows it
+        only when someone watches: stderr is a terminal or Jupyter, and ``TQDM_DISABLE`` is unset
+        (:func:`neurobridge.core.progress_enabled`; ``nb.config_context(progress=...)`` sets the default).
 
     Returns
     -------
@@ -592,7 +590,7 @@ def solve_ridge_cv(X, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, fit_int
     a = _alphas(alphas, X)
     fold_list = make_folds(X.shape[0], folds, groups)
     scores, full = _kfold_scores(X, Y, a, fold_list, fit_intercept=fit_intercept, scoring=scoring,
-                                 method=method, n_targets_batch=n_targets_batch, progress=_progress(progress),
+                                 method=method, n_targets_batch=n_targets_batch, progress=progress,
                                  with_full=return_weights)
     return _select_and_refit(X, Y, a, scores, fit_intercept, method, alpha_per_target, return_weights,
                              n_targets_batch, full)
@@ -678,7 +676,7 @@ def solve_ridge_loo(X, Y, alphas=DEFAULT_ALPHAS, *, mode: str = "loo", fit_inter
         shrink = (a[:, None] * inv).square() - 1.0  # (n_alphas, r)
     keep_B = return_weights
     Bstore = torch.empty(r, n_t, dtype=X.dtype, device=X.device) if keep_B else None
-    for b in tqdm(list(_batches(n_t, batch)), desc=f"ridge {mode}", disable=not _progress(progress), leave=False):
+    for b in progress_bar(list(_batches(n_t, batch)), desc=f"ridge {mode}", progress=progress, unit="target batch"):
         Yb = Y[:, b] - ym[b]  # centred copy of this batch only
         B = Z.T @ Yb
         if mode == "loo":
@@ -772,7 +770,8 @@ def solve_kernel_ridge_cv(K, Y, alphas=DEFAULT_ALPHAS, folds=5, *, groups=None, 
     batch = target_batch_size(n_t, K.element_size() * (3 * K.shape[0] + len(a) * (len(fold_list) + 1)), dev,
                               n_targets_batch=n_targets_batch)
     scores = torch.zeros(len(a), n_t, dtype=K.dtype, device=dev)
-    for b in tqdm(list(_batches(n_t, batch)), desc="kernel ridge cv", disable=not _progress(progress), leave=False):
+    for b in progress_bar(list(_batches(n_t, batch)), desc="kernel ridge cv", progress=progress,
+                          unit="target batch"):
         Yb = Y[:, b]
         for tr_t, va_t, Q, A, lam in plan:
             Ytr = Yb[tr_t]
@@ -901,8 +900,7 @@ def solve_banded_ridge_cv(X, Y, feature_spaces=None, alphas=DEFAULT_ALPHAS, fold
     best_alpha = torch.ones(n_t, dtype=X.dtype, device=X.device)
     cv_scores = torch.empty(len(G), n_t, dtype=X.dtype, device=X.device)
     eps = torch.finfo(X.dtype).eps
-    show = _progress(progress)
-    for it in tqdm(range(len(G)), desc="banded ridge", disable=not show):
+    for it in progress_bar(range(len(G)), desc="banded ridge", progress=progress, unit="candidate"):
         scale = G[it][space_of].sqrt()
         scores, _ = _kfold_scores(X * scale, Y, a, fold_list, fit_intercept=fit_intercept, scoring=scoring,
                                   method=method, n_targets_batch=n_targets_batch, progress=False)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from neurobridge.core import SchemaError, optional_import
+from neurobridge.core import SchemaError, optional_import, progress_bar
 from neurobridge.core import fmri_responses as _fmri_responses
 
 from ._nifti import _grid, _grid_error, _header_tr, _same_grid, load_img, voxel_coords
@@ -59,7 +59,7 @@ def trial_betas(
     bold_img, events: pd.DataFrame, tr: float | None = None, *, method: str = "lsa", mask=None,
     hrf_model: str = "glover", drift_model: str | None = "cosine", high_pass: float = 0.01,
     noise_model: str = "ar1", signal_scaling: int | bool = 0, confounds: pd.DataFrame | None = None, smoothing_fwhm: float | None = None,
-    dtype=np.float32, progress: bool = False,
+    dtype=np.float32, progress: bool | None = None,
 ) -> xr.DataArray:
     """Estimate one response (beta) per trial with nilearn's ``FirstLevelModel``.
 
@@ -82,8 +82,11 @@ def trial_betas(
         percent signal change; ``signal_scaling=False`` keeps the data's units.
     dtype : numpy dtype
         Data type of the betas.
-    progress : bool
-        Show a tqdm progress bar over the LSS trials (LSA is a single fit).
+    progress : bool, optional
+        Progress bar over the LSS trials (LSA is a single fit): ``True``/``False``; ``None`` (default,
+        automatic) shows it only when someone watches: stderr is a terminal or Jupyter, and ``TQDM_DISABLE``
+        is unset (:func:`neurobridge.core.progress_enabled`; ``nb.config_context(progress=...)`` sets the
+        default).
 
     Returns
     -------
@@ -108,7 +111,6 @@ def trial_betas(
     (('trial', 'voxel'), ['a', 'b'])
     """
     fl = optional_import("nilearn.glm.first_level", purpose="single-trial betas")
-    tqdm = optional_import("tqdm").tqdm
     if method not in ("lsa", "lss"):
         raise ValueError(f"method must be 'lsa' or 'lss', got {method!r}")
     img = load_img(bold_img)
@@ -154,7 +156,7 @@ def trial_betas(
         glm = None
         fast = _lss_engine(fl)
         Y = None
-        for i in tqdm(range(n), disable=not progress, desc="lss trials"):
+        for i in progress_bar(range(n), desc="lss trials", progress=progress, unit="trial"):
             labels = np.array([f"other{c:04d}" for c in group_codes], dtype=object)
             labels[i] = _TARGET
             design = base.assign(trial_type=labels)

@@ -16,9 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ..core import all_finite, cpu_threads, get_config, side_by_side
+from ..core import all_finite, cpu_threads, progress_bar, side_by_side
 from ._compare import COMPARE_METHODS, compare_vectors, n_from_pairs, rank
 
 __all__ = ["BootstrapEvaluation", "noise_ceiling_vectors", "bootstrap_evaluations", "permutation_null"]
@@ -272,7 +271,7 @@ def _default_batch(rows: int, n_pairs: int, factor: float = 3.0) -> int:
 def bootstrap_evaluations(
     data: torch.Tensor, models: torch.Tensor, method: str = "spearman", *, stimulus_counts=None,
     subject_counts=None, noise_ceiling: bool = True, stimulus_groups=None, batch_size: int | None = None,
-    progress: bool | None = False,
+    progress: bool | None = None,
 ) -> BootstrapEvaluation:
     """Evaluate models on bootstrap samples of stimuli, subjects or both, vectorised over samples.
 
@@ -302,6 +301,9 @@ def bootstrap_evaluations(
     batch_size : int, optional
         Samples per vectorised step (default from the problem size).
     progress : bool, optional
+        Progress bar ``bootstrap`` counting resamples (it reaches ``n_bootstraps``, whatever the batch size):
+        ``True``/``False``; ``None`` (default, automatic) shows it only when someone watches
+        (:func:`neurobridge.core.progress_enabled`).
 
     Returns
     -------
@@ -372,18 +374,17 @@ def bootstrap_evaluations(
         sq[:, ii, jj] = allv
         sq[:, jj, ii] = allv
     starts = range(0, n_boot, bs)
-    show = get_config().progress if progress is None else progress
     # Many small per-batch ops: up to 7x slower with 2 threads each. Instead, each batch runs single-threaded
     # and independent batches run side by side, one per core (the ops release the GIL).
     n_workers = min(torch.get_num_threads(), len(starts)) if dev.type == "cpu" else 1
     with cpu_threads(1, dev):
         return _bootstrap_loop(d, models, method, stimulus_counts, subject_counts, noise_ceiling, group_ids,
                                n_groups if group_ids is not None else 0, pre_d, pre_m, sq, starts, bs, n_boot,
-                               lead, show, n_workers)
+                               lead, progress, n_workers)
 
 
 def _bootstrap_loop(d, models, method, stimulus_counts, subject_counts, noise_ceiling, group_ids, n_groups,
-                    pre_d, pre_m, sq, starts, bs, n_boot, lead, show, n_workers=1) -> BootstrapEvaluation:
+                    pre_d, pre_m, sq, starts, bs, n_boot, lead, progress, n_workers=1) -> BootstrapEvaluation:
     dev, dtype = d.device, d.dtype
     s, n_lead, p = d.shape
     k = models.shape[0]
@@ -416,7 +417,8 @@ def _bootstrap_loop(d, models, method, stimulus_counts, subject_counts, noise_ce
             lo, up = torch.where(ok.reshape(-1, 1), lo, nan), torch.where(ok.reshape(-1, 1), up, nan)
         return ev, lo, up
 
-    results = side_by_side(one, starts, n_workers, progress=show, desc="bootstrap")
+    results = side_by_side(one, starts, n_workers, progress=progress, desc="bootstrap",
+                           sizes=[min(bs, n_boot - st) for st in starts], unit="resample")
     evals, lows, ups = zip(*results, strict=True)
     ev = torch.cat(evals).reshape(n_boot, k, *lead)
     lo = torch.cat(lows).reshape(n_boot, *lead) if noise_ceiling else None
@@ -593,7 +595,7 @@ def _gatherable(v: torch.Tensor, method: str) -> tuple[torch.Tensor, str]:
 
 
 def permutation_null(x: torch.Tensor, y: torch.Tensor, method: str = "spearman", *, permutations: torch.Tensor,
-                     batch_size: int | None = None, progress: bool | None = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     batch_size: int | None = None, progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Similarity of every ``x`` with every ``y`` under random relabelling of ``y``'s stimuli.
 
     Parameters
@@ -607,6 +609,8 @@ def permutation_null(x: torch.Tensor, y: torch.Tensor, method: str = "spearman",
     permutations : LongTensor, shape (n_permutations, n_stimuli)
     batch_size : int, optional
     progress : bool, optional
+        Progress bar counting permutations: ``True``/``False``; ``None`` (default, automatic) shows it only
+        when someone watches (:func:`neurobridge.core.progress_enabled`).
 
     Returns
     -------
@@ -628,11 +632,10 @@ def permutation_null(x: torch.Tensor, y: torch.Tensor, method: str = "spearman",
         raise ValueError(f"permutations must have shape (n_permutations, {n}), got {tuple(perms.shape)}")
     observed = compare_vectors(y.unsqueeze(1), x.unsqueeze(0), method)
     n_perm = perms.shape[0]
-    show = get_config().progress if progress is None else progress
     if method in _SLOW:
         out = []
         ii, jj = torch.triu_indices(n, n, offset=1, device=x.device)
-        for q in tqdm(perms, disable=not show, desc="permutations"):
+        for q in progress_bar(perms, desc="permutations", progress=progress, unit="permutation"):
             a, c = q[ii], q[jj]
             lo, hi = torch.minimum(a, c), torch.maximum(a, c)
             idx = lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
@@ -644,14 +647,16 @@ def permutation_null(x: torch.Tensor, y: torch.Tensor, method: str = "spearman",
         ii, jj = torch.triu_indices(n, n, offset=1, device=x.device)
     bs = batch_size or max(1, int(2e7 // max(1, fx.shape[-1] * max(1, y.shape[0]))))
     out = []
-    for st in tqdm(range(0, n_perm, bs), disable=not show, desc="permutations", total=math.ceil(n_perm / bs)):
-        q = perms[st:st + bs]
-        if kind == "pairs":
-            a, c = q[:, ii], q[:, jj]
-            lo, hi = torch.minimum(a, c), torch.maximum(a, c)
-            idx = lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
-        else:
-            idx = (q[:, :, None] * n + q[:, None, :]).flatten(1)
-        fyp = fy[:, idx]  # (Ly, b, F)
-        out.append((fyp.reshape(-1, fyp.shape[-1]) @ fx.T).reshape(fy.shape[0], q.shape[0], -1).transpose(0, 1))
+    with progress_bar(total=n_perm, desc="permutations", progress=progress, unit="permutation") as bar:
+        for st in range(0, n_perm, bs):
+            q = perms[st:st + bs]
+            if kind == "pairs":
+                a, c = q[:, ii], q[:, jj]
+                lo, hi = torch.minimum(a, c), torch.maximum(a, c)
+                idx = lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
+            else:
+                idx = (q[:, :, None] * n + q[:, None, :]).flatten(1)
+            fyp = fy[:, idx]  # (Ly, b, F)
+            out.append((fyp.reshape(-1, fyp.shape[-1]) @ fx.T).reshape(fy.shape[0], q.shape[0], -1).transpose(0, 1))
+            bar.update(q.shape[0])
     return observed, torch.cat(out)

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from neurobridge.core import SchemaError, Workspace, cpu_threads, get_config, side_by_side
+from neurobridge.core import SchemaError, Workspace, cpu_threads, progress_bar, side_by_side
 
 from ._compare import COMPARE_METHODS, DOT_METHODS, RANK_METHODS, _prepare, compare_vectors
 from ._labelled import rdm_vectors
@@ -54,15 +54,6 @@ _SIDE_BY_SIDE_BATCH_BYTES = 64e6
 conditions, Pearson: 0.40 s at ~290 centres per batch, 0.45 s at ~600)."""
 
 _COORD_SETS = (("x", "y", "z"), ("i", "j", "k"), ("pos_x", "pos_y", "pos_z"))
-
-
-def _progress(iterable, total: int, desc: str, progress: bool | None):
-    show = get_config().progress if progress is None else progress
-    if not show:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, leave=False)
 
 
 def _patterns(da: xr.DataArray, *, sample_dim: str, feature_dim, metric: str, cv_dim, dtype, device):
@@ -166,6 +157,10 @@ def time_resolved_rsa(
         Brain RDM metric (see :func:`rdm`; ``crossnobis`` with ``cv_dim`` or repetitions as folds).
     batch_size : int, optional
         Time points per batch (default: about 512 MB of RDMs).
+    progress : bool, optional
+        Progress bar counting brain RDMs (time points): ``True``/``False``; ``None`` (default, automatic)
+        shows it only when someone watches: stderr is a terminal or Jupyter, and ``TQDM_DISABLE`` is unset
+        (:func:`neurobridge.core.progress_enabled`; ``nb.config_context(progress=...)`` sets the default).
 
     Returns
     -------
@@ -199,15 +194,17 @@ def time_resolved_rsa(
     starts = range(0, n_items, bs)
     ws = Workspace(x.dtype, x.device)
     iu, ju = torch.triu_indices(n, n, offset=1, device=x.device)
-    for s in _progress(starts, len(starts), "time-resolved RSA", progress):
-        block = xf[s:s + bs]
-        if counts is None and metric in ("correlation", "cosine", "euclidean"):
-            v = _pattern_distances(block, metric, iu, ju, ws)
-        elif counts is not None:
-            v = crossnobis_tensor(block, counts, condensed=True)
-        else:
-            v = rdm_tensor(block, metric, condensed=True)
-        out[s:s + bs] = _compare_block(v, vm, prepared, method, cov)
+    with progress_bar(total=n_items, desc="time-resolved RSA", progress=progress, unit="RDM") as bar:
+        for s in starts:
+            block = xf[s:s + bs]
+            if counts is None and metric in ("correlation", "cosine", "euclidean"):
+                v = _pattern_distances(block, metric, iu, ju, ws)
+            elif counts is not None:
+                v = crossnobis_tensor(block, counts, condensed=True)
+            else:
+                v = rdm_tensor(block, metric, condensed=True)
+            out[s:s + bs] = _compare_block(v, vm, prepared, method, cov)
+            bar.update(min(bs, n_items - s))
     out = out.T.reshape(*m_shape, *lead_shape)
     coords = _lead_coords(m, m_lead)
     coords.update(_lead_coords(brain, lead))
@@ -495,6 +492,9 @@ def searchlight(
         Positions (indices along the feature dim) of the centres; default every voxel/sensor.
     batch_size : int, optional
         Centres per batch (default: about 512 MB of work arrays).
+    progress : bool, optional
+        Progress bar counting centres: ``True``/``False``; ``None`` (default, automatic) shows it only when
+        someone watches (:func:`neurobridge.core.progress_enabled`).
 
     Returns
     -------
@@ -575,28 +575,32 @@ def searchlight(
 
         n_workers = torch.get_num_threads()  # read before cpu_threads(1) lowers it
         with cpu_threads(1):
-            side_by_side(run, batches, n_workers, progress=get_config().progress if progress is None else progress,
-                         desc="searchlight")
+            side_by_side(run, batches, n_workers, progress=progress, desc="searchlight",
+                         sizes=[len(sel) for sel, _ in batches], unit="centre")
         batches = []
     elif fast:
         flat_upper = iu * n + ju
         ws = Workspace(x.dtype, x.device)
-    for sel, idx in _progress(batches, len(batches), "searchlight", progress):
-        v = idx < p
-        if fused_rank or full_pearson:  # on a GPU
-            work((sel, idx), ws)
-            continue
-        if fast:
-            vec = _condensed_distances(_sphere_matrices(xt, idx, v.sum(-1).to(x.dtype), metric, ws), metric,
-                                       flat_upper, ws)
-        else:
-            g = xf[..., idx]  # (L, *core, c, K)
-            g = g.movedim(-2, 1)  # (L, c, *core, K)
-            if counts is not None:
-                vec = crossnobis_tensor(g, counts, valid=v, condensed=True)
+    with progress_bar(total=sum(len(sel) for sel, _ in batches), desc="searchlight", unit="centre",
+                      progress=progress if batches else False) as bar:  # no second, empty bar after side_by_side
+        for sel, idx in batches:
+            v = idx < p
+            if fused_rank or full_pearson:  # on a GPU
+                work((sel, idx), ws)
+                bar.update(len(sel))
+                continue
+            if fast:
+                vec = _condensed_distances(_sphere_matrices(xt, idx, v.sum(-1).to(x.dtype), metric, ws), metric,
+                                           flat_upper, ws)
             else:
-                vec = rdm_tensor(g, metric, valid=v, condensed=True)
-        out[:, sel] = _compare_block(vec, vm, prepared, method, cov)
+                g = xf[..., idx]  # (L, *core, c, K)
+                g = g.movedim(-2, 1)  # (L, c, *core, K)
+                if counts is not None:
+                    vec = crossnobis_tensor(g, counts, valid=v, condensed=True)
+                else:
+                    vec = rdm_tensor(g, metric, valid=v, condensed=True)
+            out[:, sel] = _compare_block(vec, vm, prepared, method, cov)
+            bar.update(len(sel))
     out = out.permute(2, 0, 1).reshape(*m_shape, *lead_shape, n_c)
     coords_out = _lead_coords(m, m_lead)
     coords_out.update(_lead_coords(brain, lead))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
 import torch
-from tqdm.auto import tqdm
 
-from ..core import get_config
+from ..core import progress_bar
 from ._multiple import _orient, _tol
 from ._resample import bootstrap_indices, permutation_indices, sign_flips
 from ._utils import like, to_tensor
@@ -128,19 +126,20 @@ def confidence_interval(samples, level: float = 0.95, *, dim: int = 0) -> Confid
     return ConfidenceInterval(lo.cpu().numpy(), hi.cpu().numpy())
 
 
-def _progress(progress: bool | None) -> bool:
-    return get_config().progress if progress is None else bool(progress)
-
-
-def _batches(n: int, batch_size: int, progress: bool | None, desc: str):
-    starts = range(0, n, batch_size)
-    return tqdm(starts, desc=desc, disable=not _progress(progress), total=math.ceil(n / batch_size))
+def _batches(n: int, batch_size: int, progress: bool | None, desc: str, unit: str):
+    """Start of each batch of ``n`` resamples, under a bar that counts resamples (reaching ``n``), not batches."""
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive number of resamples per call, got {batch_size}")
+    with progress_bar(total=n, desc=desc, progress=progress, unit=unit) as bar:
+        for s in range(0, n, batch_size):
+            yield s
+            bar.update(min(batch_size, n - s))
 
 
 def permutation_test(
     statistic: Callable[[torch.Tensor], torch.Tensor], n: int, *, n_permutations: int = 1000,
     alternative: Alternative = "two-sided", seed=None, batch_size: int = 100, indices=None,
-    progress: bool | None = False,
+    progress: bool | None = None,
 ) -> PermutationResult:
     """Permutation test of a vectorised statistic of ``n`` exchangeable items.
 
@@ -160,6 +159,9 @@ def permutation_test(
     indices : LongTensor, shape (n_permutations, n), optional
         Explicit permutations (overrides ``n_permutations`` and ``seed``).
     progress : bool, optional
+        Progress bar counting permutations: ``True``/``False``; ``None`` (default, automatic) shows it only
+        when someone watches: stderr is a terminal or Jupyter, and ``TQDM_DISABLE`` is unset
+        (:func:`neurobridge.core.progress_enabled`; ``nb.config_context(progress=...)`` sets the default).
 
     Returns
     -------
@@ -180,7 +182,7 @@ def permutation_test(
         raise ValueError(f"indices must have shape (n_permutations, {n}), got {tuple(perms.shape)}")
     observed = statistic(torch.arange(n)[None])[0]
     chunks = [statistic(perms[s:s + batch_size]) for s in _batches(perms.shape[0], batch_size, progress,
-                                                                    "permutations")]
+                                                                    "permutations", "permutation")]
     null = torch.cat(chunks, 0)
     p = pvalue(observed, null, alternative=alternative)
     return PermutationResult(observed, p, null)
@@ -188,7 +190,7 @@ def permutation_test(
 
 def bootstrap(
     statistic: Callable[..., torch.Tensor], n: int | Mapping[str, int], *, n_bootstraps: int = 1000,
-    level: float = 0.95, seed=None, batch_size: int = 100, indices=None, progress: bool | None = False,
+    level: float = 0.95, seed=None, batch_size: int = 100, indices=None, progress: bool | None = None,
 ) -> BootstrapResult:
     """Bootstrap a vectorised statistic over one or several independently resampled factors.
 
@@ -209,6 +211,8 @@ def bootstrap(
     indices : LongTensor or mapping of them, optional
         Explicit bootstrap indices, shape (n_bootstraps, n) per factor (reproduces another tool's draws).
     progress : bool, optional
+        Progress bar counting resamples (it reaches ``n_bootstraps``): ``True``/``False``; ``None``
+        (default, automatic) shows it only when someone watches (:func:`neurobridge.core.progress_enabled`).
 
     Returns
     -------
@@ -243,7 +247,7 @@ def bootstrap(
 
     estimate = call({k: torch.arange(v)[None] for k, v in sizes.items()})[0]
     chunks = [call({k: v[s:s + batch_size] for k, v in idx.items()})
-              for s in _batches(n_boot, batch_size, progress, "bootstraps")]
+              for s in _batches(n_boot, batch_size, progress, "bootstrap", "resample")]
     samples = torch.cat(chunks, 0)
     ci = confidence_interval(samples, level, dim=0)
     ok = ~torch.isnan(samples)
