@@ -13,10 +13,10 @@ import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..core import as_tensor
+from ..core import as_tensor, check_finite
 from ._solvers import (
+    _IMPUTE,
     DEFAULT_ALPHAS,
-    check_finite_tensor,
     solve_banded_ridge_cv,
     solve_kernel_ridge_cv,
     solve_ridge,
@@ -94,8 +94,8 @@ class _LinearBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.n_features_in_ = int(X.shape[1])
             Xt = as_tensor(X)
             Yt = as_tensor(y_t, dtype=Xt.dtype, device=Xt.device)
-            check_finite_tensor(Xt, "X")
-            check_finite_tensor(Yt, "y")
+            check_finite(Xt, "X", fix=_IMPUTE)
+            check_finite(Yt, "y", fix=_IMPUTE)
         else:
             self._torch = False
             X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
@@ -111,7 +111,7 @@ class _LinearBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 raise ValueError(f"X has {X.shape[-1] if X.ndim else 0} features, but {type(self).__name__} is "
                                  f"expecting {self.n_features_in_} features as input")
             Xt = as_tensor(X, dtype=self._coef_t.dtype)
-            check_finite_tensor(Xt, "X")
+            check_finite(Xt, "X", fix=_IMPUTE)
             return Xt, True, None
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         np_dtype = X.dtype

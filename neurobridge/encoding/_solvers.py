@@ -32,8 +32,8 @@ import torch
 
 from ..core import (
     Workspace,
-    all_finite,
     as_tensor,
+    check_finite,
     eigh_many,
     progress_bar,
     resolve_device,
@@ -41,10 +41,12 @@ from ..core import (
 from ._cv import make_folds
 from ._memory import target_batch_size, threads_for
 
+_IMPUTE = "remove or impute them before fitting"
+
 __all__ = [
     "RidgeResult", "RidgeCVResult", "BandedRidgeCVResult", "KernelRidgeCVResult",
     "solve_ridge", "solve_ridge_cv", "solve_ridge_loo", "solve_kernel_ridge_cv", "solve_banded_ridge_cv",
-    "RIDGE_SOLVERS", "SCORINGS", "check_finite_tensor",
+    "RIDGE_SOLVERS", "SCORINGS",
 ]
 
 SCORINGS = ("r2", "neg_mse", "correlation")
@@ -108,20 +110,6 @@ class BandedRidgeCVResult(NamedTuple):
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def check_finite_tensor(x: torch.Tensor, name: str) -> None:
-    """Raise ``ValueError`` naming the first NaN/inf of ``x``.
-
-    Examples
-    --------
-    >>> check_finite_tensor(torch.ones(3), "X")
-    """
-    if not all_finite(x):
-        bad = (~torch.isfinite(x)).nonzero()
-        first = tuple(int(i) for i in bad[0])
-        raise ValueError(f"{name} contains {len(bad)} non-finite value(s) (NaN or inf), first at index {first}; "
-                         "remove or impute them before fitting")
-
-
 def _prepare(X, Y, dtype=None) -> tuple[torch.Tensor, torch.Tensor, bool]:
     X = as_tensor(X, dtype=dtype)
     Y = as_tensor(Y, dtype=dtype or X.dtype, device=X.device)
@@ -136,8 +124,8 @@ def _prepare(X, Y, dtype=None) -> tuple[torch.Tensor, torch.Tensor, bool]:
         raise ValueError(f"Y must be 1-d or 2-d (n_samples, n_targets), got shape {tuple(Y.shape)}")
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"X and Y must have the same number of samples, got {X.shape[0]} and {Y.shape[0]}")
-    check_finite_tensor(X, "X")
-    check_finite_tensor(Y, "Y")
+    check_finite(X, "X", fix=_IMPUTE)
+    check_finite(Y, "Y", fix=_IMPUTE)
     return X, Y, one_d
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..core import SchemaError, check_finite, get_config
+from ..core import SchemaError, check_finite
 from ._cv import make_folds
 from ._delays import TimeDelayer
 from ._estimators import RidgeCV
@@ -93,8 +93,7 @@ def fit_trf(stimulus: xr.DataArray, response: xr.DataArray, *, tmin: float, tmax
     tdim = resp.dims[1]
     template = resp.isel(time=0, drop=True)
     design = Design(X, Y, "time", template, None, None, None)
-    show = get_config().progress if progress is None else bool(progress)
-    _, fold_scores, fold_alphas, _ = _crossval(design, est, folds, _SCORES[scoring], show)
+    _, fold_scores, fold_alphas, _ = _crossval(design, est, folds, _SCORES[scoring], progress)
     full = RidgeCV(alphas=alphas, cv=inner_cv, scoring=scoring).fit(X, Y)
     n_feat = stim.sizes[stim.dims[1]]
     lags = delayer.lags_

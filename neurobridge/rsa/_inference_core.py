@@ -17,8 +17,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..core import all_finite, cpu_threads, progress_bar, side_by_side
+from ..core import check_finite, cpu_threads, progress_bar, side_by_side
 from ._compare import COMPARE_METHODS, compare_vectors, n_from_pairs, rank
+
+_DROP_STIMULI = "drop the affected stimuli first"
 
 __all__ = ["BootstrapEvaluation", "noise_ceiling_vectors", "bootstrap_evaluations", "permutation_null"]
 
@@ -79,8 +81,7 @@ def noise_ceiling_vectors(data: torch.Tensor, method: str = "spearman", *, cov=N
     s = data.shape[0]
     if s < 2:
         raise ValueError(f"a leave-one-subject-out noise ceiling needs at least 2 subjects, got {s}")
-    if not all_finite(data):
-        raise ValueError("data RDMs contain NaN or inf; drop the affected stimuli first")
+    check_finite(data, "data RDMs", fix=_DROP_STIMULI)
     z = _pool_transform(data, method)
     total = z.sum(0)
     upper = compare_vectors(total / s, data, method, cov=cov).mean(0)
@@ -321,8 +322,8 @@ def bootstrap_evaluations(
     if data.ndim < 2 or models.ndim != 2 or data.shape[-1] != models.shape[-1]:
         raise ValueError(f"expected data (n_subjects, ..., n_pairs) and models (n_models, n_pairs) with the same "
                          f"n_pairs; got {tuple(data.shape)} and {tuple(models.shape)}")
-    if not (all_finite(data) and all_finite(models)):
-        raise ValueError("RDMs contain NaN or inf; drop the affected stimuli first")
+    check_finite(data, "data RDMs", fix=_DROP_STIMULI)
+    check_finite(models, "model RDMs", fix=_DROP_STIMULI)
     dev, dtype = data.device, data.dtype
     models = models.to(dev, dtype)
     s, p = data.shape[0], data.shape[-1]
