@@ -15,6 +15,8 @@ _EPILOG = """examples:
   neurobridge benchmark --model minilm --benchmark mne-sample-meg-rsa
   neurobridge benchmark --benchmark my_lab.toml --layers 'blocks.*'
   neurobridge benchmark --list
+
+errors print one line on stderr (exit status 2 for a bad argument, 1 otherwise); --debug adds the traceback.
 """
 
 
@@ -69,8 +71,36 @@ def _summary(df, out: Path, wall: float) -> str:
     return "\n".join(lines)
 
 
+def _check_device(device: str | None) -> None:
+    """Refuse an unusable ``--device`` before any data or model is loaded."""
+    from neurobridge.cli import CommandError
+    from neurobridge.models._registry import _device_problem
+
+    problem = _device_problem(device)
+    if problem is not None:
+        raise CommandError(f"--device {device}: {problem}; use --device cpu")
+
+
+def _check_benchmarks(names) -> None:
+    """Resolve ``--benchmark`` up front: an unknown name or a broken .toml is a usage error (exit status 2)."""
+    from neurobridge.cli import CommandError
+
+    from . import _registry
+
+    try:
+        _registry.resolve(names)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        raise CommandError(f"--benchmark: {msg}") from err
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``neurobridge benchmark`` with parsed arguments; returns the exit status."""
+    """Run ``neurobridge benchmark`` with parsed arguments; returns the exit status.
+
+    The device and the benchmark names are checked before anything is loaded; errors are raised for
+    :func:`neurobridge.cli.main` to print as one line (:class:`neurobridge.cli.CommandError` carries the exit
+    status of usage errors).
+    """
     import time
 
     from . import _registry
@@ -82,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
             b = _registry.get(name)
             print(f"{name:<28} {b.metric:<9} {b.description}")
         return 0
+    _check_device(args.device)
+    _check_benchmarks(args.benchmarks)
     out = Path(args.out) if args.out else _default_out()
     t0 = time.perf_counter()
     scores = run_benchmark(

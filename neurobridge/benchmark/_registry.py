@@ -412,13 +412,15 @@ def from_toml(path: str | os.PathLike, *, register_it: bool = True) -> Benchmark
             raise ValueError(f"{path}: 'brain' is set but 'stimuli' is missing")
 
         def data(data_dir, _b=base / brain_file, _s=base / stim_file):
+            import pooch
+
             for p in (_b, _s):
                 if not p.exists():
                     raise FileNotFoundError(f"{p} (named in {path}) does not exist")
             brain = _load_container(_b)
             _, ids = _stimulus_dim_of(brain)
             stim = _load_stimuli(_s, list(dict.fromkeys(ids.tolist())))
-            files = {str(p): _sha256(p) for p in (_b, _s) if p.is_file()}
+            files = {str(p): pooch.file_hash(str(p), alg="sha256") for p in (_b, _s) if p.is_file()}
             return make_data(brain, stim, files)
     elif dataset is not None:
         if target is None:
@@ -433,16 +435,6 @@ def from_toml(path: str | os.PathLike, *, register_it: bool = True) -> Benchmark
     if register_it:
         register(bench, overwrite=True)
     return bench
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------- built-ins

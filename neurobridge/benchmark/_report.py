@@ -177,13 +177,23 @@ def _figures(scores: xr.Dataset, out: Path, extras: Mapping, titles: Mapping[str
         if "time" in brain.dims:  # time-resolved: show the RDM at the selected layer's peak time
             st = scores["score_time"].sel(model=m, benchmark=b, layer=sel)
             brain = brain.sel(time=float(st["time"].values[int(np.nanargmax(st.values))]))
-        panels = {f"brain ({b})": brain, f"{m}: {sel}": ex["model_rdms"].sel(layer=sel)}
-        fig = plotting.plot_rdms(panels, ncols=2)
+        fig = _rdm_figure(brain, ex["model_rdms"].sel(layer=sel), f"brain ({b})", f"{m}: {sel}")
         path = out / f"rdm_{_safe(b)}__{_safe(m)}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _rdm_figure(brain: xr.DataArray, model_rdm: xr.DataArray, brain_title: str, model_title: str):
+    """Brain and model RDM side by side, each with a colour bar; the model panel borrows the brain's
+    ``category`` labels (model RDMs carry only stimulus ids) so both are labelled alike."""
+    from neurobridge import plotting
+
+    if "category" in brain.coords and "category" not in model_rdm.coords:
+        labels = brain["category"].sel(stimulus=model_rdm["stimulus"].values).values
+        model_rdm = model_rdm.assign_coords(category=("stimulus", labels))
+    return plotting.plot_rdms({brain_title: brain, model_title: model_rdm}, ncols=2)
 
 
 # --------------------------------------------------------------------------------------------- html

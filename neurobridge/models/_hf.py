@@ -135,6 +135,12 @@ def load_hf(spec: str, *, pretrained: bool = True, name: str | None = None) -> L
         has no pad token); vision models preprocess uint8 images with the saved image processor, else with
         :class:`ImagePreprocess` at the configured ``image_size`` and mean = std = 0.5 (the ViT convention).
 
+    Raises
+    ------
+    OSError
+        No config could be read: not a saved directory, or an id neither in the cache nor downloadable (offline).
+        The error is a :class:`~neurobridge.models.ModelSpecError` naming the spec and the fix.
+
     Examples
     --------
     >>> lm = load_hf("path/to/saved_gpt2")  # doctest: +SKIP
@@ -148,15 +154,7 @@ def load_hf(spec: str, *, pretrained: bool = True, name: str | None = None) -> L
     try:
         config = transformers.AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:
-        where = (
-            f"the directory {path} has no valid config.json" if path is not None
-            else "it is not a local directory and not in the Hugging Face cache (downloads are off when "
-            "HF_HUB_OFFLINE=1)"
-        )
-        raise OSError(
-            f"cannot load Hugging Face model {spec!r}: {where}. Save it with model.save_pretrained(dir) and pass "
-            f"the directory, or download it once with huggingface-cli download {spec}. ({err})"
-        ) from err
+        raise _not_loadable(spec, path, err) from err
     if pretrained:
         with _quiet(transformers):
             module = transformers.AutoModel.from_pretrained(source)
@@ -196,6 +194,33 @@ def load_hf(spec: str, *, pretrained: bool = True, name: str | None = None) -> L
         tokenizer=tokenizer,
         default_layers=hf_default_layers(module, config),
     )
+
+
+def _offline() -> bool:
+    try:
+        return bool(optional_import("huggingface_hub").constants.HF_HUB_OFFLINE)
+    except Exception:  # noqa: BLE001 (no or an unusual huggingface_hub: read the variable ourselves)
+        import os
+
+        return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _not_loadable(spec: str, path: Path | None, err: BaseException) -> OSError:
+    """The one-line error for a model whose config cannot be read: where we looked and how to fix it."""
+    from ._registry import _one_line, _SpecOSError
+
+    detail = _one_line(err)
+    if path is not None:
+        reason = (f"the directory {path} has no valid config.json ({detail[:200]}); pass a directory saved with "
+                  "model.save_pretrained(dir)")
+    elif _offline():
+        reason = ("not a local directory and not in the Hugging Face cache, and downloads are off "
+                  f"(HF_HUB_OFFLINE=1); download it once while online with `hf download {spec}`, or pass a "
+                  "directory saved with model.save_pretrained(dir)")
+    else:
+        reason = (f"not a local directory or a model on the Hugging Face Hub that could be fetched ({detail[:200]}); "
+                  f"check the id (huggingface.co/{spec}), or pass a directory saved with model.save_pretrained(dir)")
+    return _SpecOSError(spec, f"cannot load it as a Hugging Face model: {reason}")
 
 
 def in_hf_cache(repo_id: str) -> bool:

@@ -20,7 +20,106 @@ from ._efficientnet import efficientnet_lite0
 from ._hf import in_hf_cache, load_hf
 from ._preprocess import IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
 
-__all__ = ["MODELS", "load", "list_models", "register"]
+__all__ = ["MODELS", "load", "list_models", "register", "ModelSpecError", "ModelBuildError"]
+
+
+class ModelSpecError(ValueError):
+    """A model spec names no model that can be loaded: an unknown name, a missing file, directory or function,
+    or a Hugging Face id that is not in the local cache.
+
+    ``spec`` is the spec as given and ``reason`` the message without the spec, so a command line can say
+    ``--model SPEC: REASON``. Where a more specific built-in type was raised before (``FileNotFoundError`` for a
+    missing file, ``AttributeError`` for a missing function, ``OSError`` for an HF id not cached), the error is
+    also an instance of that type.
+
+    Examples
+    --------
+    >>> err = ModelSpecError("no_such_net", "unknown model")
+    >>> str(err), err.spec
+    ("model spec 'no_such_net': unknown model", 'no_such_net')
+    """
+
+    def __init__(self, spec: str, reason: str):
+        super().__init__(f"model spec {spec!r}: {reason}")
+        self.spec = spec
+        self.reason = reason
+
+    def __reduce__(self):
+        return type(self), (self.spec, self.reason)
+
+
+class ModelBuildError(RuntimeError):
+    """The code behind a ``path/to/file.py:build_fn`` spec failed: importing the file or calling the function
+    raised (the original exception is the ``__cause__``), or the function returned no model.
+
+    ``spec`` and ``reason`` as in :class:`ModelSpecError`. A function that returns something other than an
+    ``nn.Module`` or :class:`LoadedModel` gives an error that is also a ``TypeError``.
+
+    Examples
+    --------
+    >>> ModelBuildError("net.py:build", "build() returned NoneType").spec
+    'net.py:build'
+    """
+
+    def __init__(self, spec: str, reason: str):
+        super().__init__(f"model spec {spec!r}: {reason}")
+        self.spec = spec
+        self.reason = reason
+
+    def __reduce__(self):
+        return type(self), (self.spec, self.reason)
+
+
+# the same errors, still instances of the built-in types raised before they existed
+class _SpecFileNotFoundError(ModelSpecError, FileNotFoundError):
+    pass
+
+
+class _SpecAttributeError(ModelSpecError, AttributeError):
+    pass
+
+
+class _SpecOSError(ModelSpecError, OSError):
+    pass
+
+
+class _BuildTypeError(ModelBuildError, TypeError):
+    pass
+
+
+def _one_line(err: BaseException) -> str:
+    """``err``'s message on one line (user code and libraries put newlines in theirs)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _device_problem(device: str | torch.device | None) -> str | None:
+    """Why ``device`` cannot be used here (``None`` when it can), without touching a GPU context.
+
+    Examples
+    --------
+    >>> _device_problem("cpu") is None
+    True
+    >>> _device_problem("gpu")[:17]
+    'not a torch devic'
+    """
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return "not a torch device (expected cpu, cuda, cuda:<index>, mps, ...)"
+    if dev.type == "cuda":
+        if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+            return f"no CUDA device is available (torch {torch.__version__} is built without CUDA)"
+        n = torch.cuda.device_count()
+        if n == 0:
+            return f"no CUDA device is available (torch {torch.__version__} found no GPU)"
+        if dev.index is not None and dev.index >= n:
+            return f"there {'is' if n == 1 else 'are'} only {n} CUDA device{'s' if n > 1 else ''} (cuda:0" \
+                   f"{f' .. cuda:{n - 1}' if n > 1 else ''})"
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        return "no MPS device is available (Apple GPUs only)"
+    return None
 
 Loader = Callable[..., LoadedModel]
 """``loader(pretrained: bool) -> LoadedModel``; :func:`load` moves the module to the device and sets eval mode."""
@@ -147,34 +246,50 @@ def _as_loaded(obj: object, name: str, origin: str) -> LoadedModel:
         return obj
     if isinstance(obj, nn.Module):
         return LoadedModel(name=name, module=obj, preprocess=None, modality="other")
-    raise TypeError(f"{origin} returned {type(obj).__name__}; expected a torch.nn.Module or a LoadedModel")
+    got = "None (is a return statement missing?)" if obj is None else type(obj).__name__
+    raise _BuildTypeError(name, f"{origin} returned {got}; expected a torch.nn.Module or a LoadedModel: end it "
+                                "with `return net` or `return nb.models.LoadedModel(name, net, preprocess, modality)`")
 
 
 def _load_file(spec: str, pretrained: bool) -> LoadedModel:
     file_part, _, fn_name = spec.rpartition(":")
     path = Path(file_part).expanduser().resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"model spec {spec!r}: file {path} does not exist; expected 'path/to/file.py:build_fn'")
+        raise _SpecFileNotFoundError(spec, f"file {path} does not exist; expected 'path/to/file.py:build_fn'")
     if not fn_name.isidentifier():
-        raise ValueError(f"model spec {spec!r}: {fn_name!r} is not a function name; expected 'path/to/file.py:build_fn'")
+        raise ModelSpecError(spec, f"{fn_name!r} is not a function name; expected 'path/to/file.py:build_fn'")
     mod_name = "_neurobridge_user_model_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
     module_spec = importlib.util.spec_from_file_location(mod_name, path)
     if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot import {path} as a Python module")
+        raise ModelSpecError(spec, f"cannot import {path} as a Python module; give a .py file")
     user = importlib.util.module_from_spec(module_spec)
     sys.modules[mod_name] = user  # lets dataclasses / pickling inside the file resolve their module
     try:
         module_spec.loader.exec_module(user)
+    except Exception as err:
+        sys.modules.pop(mod_name, None)
+        fix = (f"install the package {err.name!r} (pip install ...)" if isinstance(err, ModuleNotFoundError)
+               and err.name else f"fix {path}")
+        raise ModelBuildError(spec, f"importing {path.name} raised {type(err).__name__}: {_one_line(err)}; "
+                                    f"{fix}") from err
     except BaseException:
         sys.modules.pop(mod_name, None)
         raise
     fn = getattr(user, fn_name, None)
     if not callable(fn):
-        names = [n for n, v in vars(user).items() if callable(v) and not n.startswith("_")]
+        names = [n for n, v in vars(user).items() if callable(v) and not n.startswith("_")
+                 and getattr(v, "__module__", None) == mod_name]
         close = difflib.get_close_matches(fn_name, names, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; callables defined there: {names}"
-        raise AttributeError(f"{path} has no function {fn_name!r}{hint}")
-    return _as_loaded(_call_builder(fn, pretrained), spec, f"{path.name}:{fn_name}()")
+        hint = (f"; did you mean {', '.join(close)}?" if close else
+                f"; functions defined there: {', '.join(names)}" if names else "; it defines no public function")
+        raise _SpecAttributeError(spec, f"{path.name} has no function {fn_name!r}{hint} (the name after ':' is "
+                                        "the function that builds the model)")
+    try:
+        built = _call_builder(fn, pretrained)
+    except Exception as err:
+        raise ModelBuildError(spec, f"{fn_name}() raised {type(err).__name__}: {_one_line(err)}; fix the function "
+                                    f"in {path}") from err
+    return _as_loaded(built, spec, f"{fn_name}()")
 
 
 def _top_level_layers(module: nn.Module) -> tuple[str, ...]:
@@ -186,7 +301,8 @@ def _load_torchvision(name: str, pretrained: bool) -> LoadedModel:
     available = tv.models.list_models()
     if name not in available:
         close = difflib.get_close_matches(name, available, n=5)
-        raise ValueError(f"torchvision has no model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        raise ModelSpecError(f"torchvision:{name}", f"torchvision has no model {name!r}"
+                             + (f"; did you mean {', '.join(close)}?" if close else "; see torchvision.models.list_models()"))
     weights = tv.models.get_model_weights(name).DEFAULT if pretrained else None
     module = tv.models.get_model(name, weights=weights)
     size, fraction, mean, std = 224, 0.875, IMAGENET_MEAN, IMAGENET_STD
@@ -219,14 +335,15 @@ def _zoo_names() -> builtins.list[str]:
     return names
 
 
-def _unknown(spec: str) -> ValueError:
+def _unknown(spec: str) -> ModelSpecError:
     candidates = {n.lower(): n for n in [*MODELS, *_zoo_names()]}
     close = [candidates[c] for c in difflib.get_close_matches(spec.lower(), builtins.list(candidates), n=5, cutoff=0.5)]
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(
-        f"unknown model {spec!r}.{hint} A spec is a registry name ({', '.join(sorted(MODELS))}), a Hugging Face "
+    return ModelSpecError(
+        spec,
+        f"unknown model.{hint} A spec is a registry name ({', '.join(sorted(MODELS))}), a Hugging Face "
         "id or local directory ('org/name', './my_model'), 'torchvision:<name>' or 'timm:<name>' (needs "
-        "pip install torchvision / timm), or 'path/to/file.py:build_fn'."
+        "pip install torchvision / timm), or 'path/to/file.py:build_fn'.",
     )
 
 
@@ -244,7 +361,8 @@ def _resolve(spec: str, pretrained: bool) -> LoadedModel:
     if file_part.endswith(".py"):
         return _load_file(spec, pretrained)
     if spec.endswith(".py"):
-        raise ValueError(f"model spec {spec!r} names a file but no function; use 'path/to/file.py:build_fn'")
+        raise ModelSpecError(spec, f"names a file but no function; use '{spec}:build_fn' with the function that "
+                                   "builds the model")
     if Path(spec).expanduser().is_dir():
         return load_hf(spec, pretrained=pretrained)
     if "/" in spec and not spec.startswith((".", "/", "~")):
@@ -256,7 +374,8 @@ def _resolve(spec: str, pretrained: bool) -> LoadedModel:
     if importlib.util.find_spec("timm") is not None and spec in optional_import("timm").list_models():
         return _load_timm(spec, pretrained)
     if "/" in spec or spec.startswith((".", "~")):
-        raise FileNotFoundError(f"model directory {spec!r} does not exist; pass a directory saved with save_pretrained")
+        raise _SpecFileNotFoundError(spec, "model directory does not exist; pass a directory saved with "
+                                           "save_pretrained, or a registry name (nb.models.list())")
     raise _unknown(spec)
 
 
@@ -290,8 +409,17 @@ def load(spec: str | Path, *, pretrained: bool = True, device: str | torch.devic
 
     Raises
     ------
+    ModelSpecError
+        The spec names no loadable model: unknown name (with close matches), missing file, directory or
+        function (also a ``FileNotFoundError`` / ``AttributeError``), Hugging Face id not in the cache (also an
+        ``OSError``). A ``ValueError``.
+    ModelBuildError
+        A ``file.py:build_fn`` spec whose file or function raised (the original error is ``__cause__``) or
+        whose function returned no model (also a ``TypeError``).
     ValueError
-        Unknown spec (with close matches); ImportError when torchvision/timm/transformers is missing.
+        ``device`` is not available here (e.g. ``"cuda"`` with a CPU-only torch).
+    ImportError
+        torchvision/timm/transformers is missing.
 
     Examples
     --------
@@ -304,6 +432,9 @@ def load(spec: str | Path, *, pretrained: bool = True, device: str | torch.devic
         spec = str(spec)
     if not isinstance(spec, str) or not spec.strip():
         raise TypeError(f"model spec must be a non-empty string or Path, got {spec!r}")
+    problem = _device_problem(device)
+    if problem is not None:
+        raise ValueError(f"device {str(device)!r}: {problem}; use device='cpu'")
     loaded = _resolve(spec.strip(), bool(pretrained))
     module = loaded.module.to(resolve_device(None, device)).eval()
     return loaded._replace(module=module)

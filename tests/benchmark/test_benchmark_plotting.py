@@ -82,3 +82,56 @@ def test_rdm_plot_rank_transform_matches_scipy():
     assert sum(bool(a.get_images()) for a in fig.axes) == 2
     with pytest.raises(ValueError, match="select one RDM"):
         nb.plotting.plot_rdm(nb.core.rdm(np.stack([x, x]), dims=("layer",)))
+
+
+def _category_rdm(n_per=(3, 4, 2), names=("human face", "animal body", "artificial inanimate"), seed=1):
+    labels = [c for c, k in zip(names, n_per, strict=True) for _ in range(k)]
+    n = len(labels)
+    x = np.random.default_rng(seed).random((n, n))
+    x = (x + x.T) / 2
+    np.fill_diagonal(x, 0)
+    return nb.core.rdm(x, stimulus=[f"img{i:02d}" for i in range(n)], metric="correlation",
+                       coords={"category": ("stimulus", labels)})
+
+
+def test_rdm_plot_has_metric_colorbar_and_category_ticks():
+    r = _category_rdm()
+    ax = nb.plotting.plot_rdm(r)
+    cbars = [a for a in ax.figure.axes if a is not ax]
+    assert len(cbars) == 1 and cbars[0].get_ylabel() == "correlation dissimilarity (percentile)"
+    names = ["human face", "animal body", "artificial inanimate"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == names
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    np.testing.assert_allclose(ax.get_yticks(), [1.0, 4.5, 7.5])  # centres of runs 0-2, 3-6, 7-8
+    bounds = sorted({ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_ydata()[0] == ln.get_ydata()[1]})
+    np.testing.assert_allclose(bounds, [2.5, 6.5])
+    raw = nb.plotting.plot_rdm(r, rank=False, groups=None)
+    assert raw.figure.axes[-1].get_ylabel() == "correlation dissimilarity"
+    assert [t.get_text() for t in raw.get_yticklabels()] == list(r["stimulus"].values)  # 9 ids: all shown
+    with pytest.raises(ValueError, match="no coordinate 'animacy'"):
+        nb.plotting.plot_rdm(r, groups="animacy")
+
+
+def test_rdm_plot_thins_stimulus_ticks():
+    x = np.random.default_rng(0).random((92, 92))
+    r = nb.core.rdm((x + x.T) / 2 * (1 - np.eye(92)), stimulus=[f"img{i:02d}" for i in range(92)])
+    ax = nb.plotting.plot_rdm(r)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [f"img{i:02d}" for i in range(0, 92, 4)]  # 23 <= 24 labels, every 4th
+    assert len(ax.get_xticklabels()) == 23
+    assert ax.figure.axes[-1].get_ylabel() == "dissimilarity (percentile)"  # no metric attr
+
+
+def test_rdm_panels_of_the_report_have_colorbars_and_categories():
+    from neurobridge.benchmark._report import _rdm_figure
+
+    brain = _category_rdm()
+    model = nb.core.rdm(np.asarray(brain.values)[::-1, ::-1].copy(), stimulus=list(brain["stimulus"].values),
+                        metric="correlation")  # as the scoring builds it: ids only
+    fig = _rdm_figure(brain, model, "brain (lab-rsa)", "net: layer4")
+    panels = [a for a in fig.axes if a.get_images()]
+    assert [a.get_title() for a in panels] == ["brain (lab-rsa)", "net: layer4"]
+    for a in panels:
+        assert [t.get_text() for t in a.get_yticklabels()] == ["human face", "animal body", "artificial inanimate"]
+    cbars = [a for a in fig.axes if not a.get_images()]
+    assert [a.get_ylabel() for a in cbars] == ["correlation dissimilarity (percentile)"] * 2

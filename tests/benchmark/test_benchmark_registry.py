@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -90,6 +93,9 @@ def test_toml_benchmark_from_files(tmp_path):
         assert data.stimuli.values.tolist() == [f"sentence {i}" for i in range(5)]
         assert set(data.files) == {str(tmp_path / "brain.nc"), str(tmp_path / "stim.txt")}
         assert all(len(h) == 64 for h in data.files.values())
+        for path, digest in data.files.items():  # sha256 of the file's bytes (pooch.file_hash)
+            assert digest == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        assert not hasattr(nb.benchmark._registry, "_sha256")  # no hand-written hashing next to pooch's
         assert "lab-text-rsa" in nb.benchmark.available()
     finally:
         unregister("lab-text-rsa")

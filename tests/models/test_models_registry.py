@@ -150,16 +150,59 @@ def test_file_spec_errors(tmp_path):
         def not_a_model():
             return "nope"
     """)
-    with pytest.raises(AttributeError, match="did you mean build_model"):
+    with pytest.raises(AttributeError, match="did you mean build_model") as info:
         nb.models.load(f"{f}:build_modl")
-    with pytest.raises(TypeError, match="expected a torch.nn.Module"):
+    assert isinstance(info.value, nb.models.ModelSpecError) and info.value.spec == f"{f}:build_modl"
+    assert str(info.value).startswith(f"model spec '{f}:build_modl': nets.py has no function 'build_modl'")
+    with pytest.raises(TypeError, match="expected a torch.nn.Module") as info:
         nb.models.load(f"{f}:not_a_model")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    assert isinstance(info.value, nb.models.ModelBuildError) and "not_a_model() returned str" in str(info.value)
+    with pytest.raises(FileNotFoundError, match="does not exist") as info:
         nb.models.load(f"{tmp_path / 'missing.py'}:build")
-    with pytest.raises(ValueError, match="no function"):
+    assert isinstance(info.value, nb.models.ModelSpecError)
+    with pytest.raises(nb.models.ModelSpecError, match="no function"):
         nb.models.load(str(f))
-    with pytest.raises(ValueError, match="not a function name"):
+    with pytest.raises(nb.models.ModelSpecError, match="not a function name"):
         nb.models.load(f"{f}:1bad")
+
+
+def test_file_spec_failures_name_the_spec(tmp_path):
+    f = _write(tmp_path / "lab_nets.py", """
+        import torch
+
+        def raises(pretrained=True):
+            raise ValueError("checkpoint\\nis corrupt")
+
+        def forgets_return():
+            net = torch.nn.Identity()
+    """)
+    with pytest.raises(nb.models.ModelBuildError) as info:
+        nb.models.load(f"{f}:raises")
+    err = info.value
+    assert err.spec == f"{f}:raises" and isinstance(err.__cause__, ValueError)  # the user's traceback is kept
+    assert err.reason == f"raises() raised ValueError: checkpoint is corrupt; fix the function in {f}"
+    with pytest.raises(TypeError, match=r"forgets_return\(\) returned None \(is a return statement missing\?\)"):
+        nb.models.load(f"{f}:forgets_return")
+    broken = _write(tmp_path / "broken.py", "import torch\nnet = torch.nn.Linear(2)\n")
+    with pytest.raises(nb.models.ModelBuildError, match="importing broken.py raised TypeError") as info:
+        nb.models.load(f"{broken}:build")
+    assert isinstance(info.value.__cause__, TypeError)
+
+
+def test_unusable_device_is_refused_before_building(tmp_path):
+    from neurobridge.models._registry import _device_problem
+
+    assert _device_problem(None) is None and _device_problem("cpu") is None
+    assert _device_problem("gpu").startswith("not a torch device")
+    if not torch.cuda.is_available():
+        assert _device_problem("cuda") == (
+            f"no CUDA device is available (torch {torch.__version__} is built without CUDA)"
+            if torch.version.cuda is None else f"no CUDA device is available (torch {torch.__version__} found no GPU)")
+        with pytest.raises(ValueError, match="device 'cuda': no CUDA device is available.*use device='cpu'"):
+            nb.models.load("efficientnet_lite0", device="cuda")
+    else:
+        n = torch.cuda.device_count()
+        assert _device_problem(f"cuda:{n}").startswith(f"there {'is' if n == 1 else 'are'} only {n} CUDA")
 
 
 def test_missing_relative_directory():
