@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -211,16 +212,20 @@ def test_unknown_dataset_message_is_not_quoted(capsys):
 
 
 def test_console_command_prints_one_line(lab):
-    """The real command in a fresh process: one line on stderr, the traceback with --debug."""
+    """The real command in a fresh process (``python -m neurobridge``, then the console script): one line on
+    stderr and no progress frames in the log without --quiet, the traceback with --debug."""
     (lab / "bad.py").write_text(BAD_MODELS)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
-    cmd = [sys.executable, "-m", "neurobridge.cli", "benchmark", "--benchmark", "lab.toml", "--model", "bad.py:build",
-           "--n-bootstrap", "0", "--no-figures", "--quiet", "--out", "out"]
-    res = subprocess.run(cmd, cwd=lab, env=env, capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")} | {"HF_HUB_OFFLINE": "1"}
+    args = ["benchmark", "--benchmark", "lab.toml", "--model", "bad.py:build", "--n-bootstrap", "0", "--no-figures",
+            "--out", "out"]
+    res = subprocess.run([sys.executable, "-m", "neurobridge", *args], cwd=lab, env=env, capture_output=True,
+                         text=True, timeout=120)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
         "neurobridge benchmark: error: --model bad.py:build: build() raised ValueError: weights file lab_cnn.pt is "
         f"corrupt; fix the function in {lab.resolve() / 'bad.py'} (run again with --debug for the traceback)"]
-    res = subprocess.run([*cmd, "--debug"], cwd=lab, env=env, capture_output=True, text=True, timeout=120)
+    console = Path(sys.executable).with_name("neurobridge")
+    res = subprocess.run([str(console), *args, "--debug"], cwd=lab, env=env, capture_output=True, text=True,
+                         timeout=120)
     assert res.returncode == 1 and "Traceback (most recent call last)" in res.stderr
     assert 'bad.py", line 7, in build' in res.stderr

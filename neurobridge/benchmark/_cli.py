@@ -46,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="stimuli per forward pass")
     p.add_argument("--no-download", action="store_true", help="never download data; fail with where to put files")
     p.add_argument("--no-figures", action="store_true", help="skip PNG figures and report.html")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: bars when stderr is a terminal, none in logs)")
     p.add_argument("--list", action="store_true", help="list the available benchmarks and exit")
     return p
 
@@ -119,6 +119,6 @@ def run(args: argparse.Namespace) -> int:
     scores = run_benchmark(
         args.models, args.benchmarks, layers=args.layers, device=args.device, out=out, data_dir=args.data_dir,
         n_bootstrap=args.n_bootstrap, seed=args.seed, batch_size=args.batch_size, download=not args.no_download,
-        figures=not args.no_figures, progress=not args.quiet)
+        figures=not args.no_figures, progress=False if args.quiet else None)
     print(_summary(leaderboard(scores), out, time.perf_counter() - t0), file=sys.stdout)
     return 0
