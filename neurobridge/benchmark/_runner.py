@@ -270,7 +270,7 @@ def run(
     from neurobridge.core import progress_bar, progress_enabled
 
     t0 = time.perf_counter()
-    started = _dt.datetime.now(_dt.timezone.utc)
+    started = _dt.datetime.now(_dt.UTC)
     benches = resolve(benchmarks)
     specs = _model_specs(models)
     if n_bootstrap < 0:
