@@ -12,6 +12,7 @@ import torch
 import xarray as xr
 
 from ..core import activations as _activations_factory
+from ..core import check_finite, progress_bar
 from ._compress import Compress, as_compress, projection_matrix, quantize
 from ._inputs import Batch, as_stimuli, model_context, prepare_batch
 from ._layers import first_tensor, resolve_layers
@@ -89,6 +90,7 @@ class _Runner:
         self.row0 = 0
         self.n_batch = 0
         self.outputs: dict[str, LayerOutput] = {}
+        self.ids: np.ndarray | None = None
 
     def hook(self, name: str) -> Callable:
         def _hook(_module, _inputs, output):
@@ -101,6 +103,20 @@ class _Runner:
             if len(self.outputs) == len(self.names):
                 raise _StopForward
         return _hook
+
+    def check_finite(self, name: str, ps) -> None:
+        """NaN/inf in a layer's valid positions, found from the per-unit mean and max |x| of the batch (padding
+        is masked out of both, so a model's NaN in padded positions is not an error)."""
+        lo, hi = self.row0, self.row0 + self.n_batch - 1
+        where = f"stimuli {lo}..{hi}"
+        if self.ids is not None:
+            first, last = self.ids[[lo, hi]].tolist()
+            where += f" (ids {first!r}..{last!r})"
+        both = torch.stack([ps.mean, ps.absmax]).cpu().numpy()
+        for row, label in ((both[0], "mean"), (both[1], "max |x|")):
+            check_finite(xr.DataArray(row, dims="unit"), f"layer {name!r} (per-unit {label} over {where})",
+                         fix="the layer produced NaN or inf activations; check the inputs and the model's dtype "
+                             "(float16 overflows above 65504: run the model in float32 or bfloat16)")
 
     def process(self, name: str, t: torch.Tensor) -> LayerOutput:
         from neurobridge.kernels.pool_stats import pool_stats
@@ -122,9 +138,7 @@ class _Runner:
         comp = self.comp
         fused_int8 = bool(comp and comp.int8 and not comp.project and pooling not in ("none", "word"))
         ps = pool_stats(x, mask, pooling=_KERNEL_POOLING[pooling], int8=fused_int8)
-        if not torch.isfinite(ps.mean).all() or not torch.isfinite(ps.absmax).all():
-            raise ValueError(f"layer {name!r} produced NaN or inf activations for stimuli {self.row0}..."
-                             f"{self.row0 + self.n_batch - 1}; check the inputs and the model's dtype")
+        self.check_finite(name, ps)
         if self.stats is not None:
             if name not in self.stats:
                 self.stats[name] = RunningStats(x.shape[-1], self.top_k)
@@ -229,12 +243,6 @@ def _check_pooling(pooling: str | None) -> str:
     return pooling
 
 
-def _progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="stim", leave=False)
-
-
 def activations(
     model: Any,
     stimuli: Any,
@@ -244,7 +252,7 @@ def activations(
     batch_size: int = 32,
     device: str | torch.device | None = None,
     store: str | os.PathLike | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     stats: bool = True,
     preprocess: Callable | None = None,
     tokenizer: Any = None,
@@ -278,8 +286,21 @@ def activations(
         A ``.zarr`` folder: every batch is written as it is computed (memory does not grow with the number of
         stimuli), and a rerun on the same store resumes after the stimuli already written. The returned tree is
         then lazy (dask) over the store; read it again with :func:`open_store`.
-    progress : bool
-        Show a tqdm progress bar.
+
+        The store records a fingerprint of what makes its rows: a SHA-256 of the model's weights (state dict;
+        about 3.5 s per billion float32 parameters on one CPU core), the model class, the preprocess callable
+        and tokenizer (described by their code and settings), the layers as asked, ``pooling``, ``compress``,
+        ``stats`` and ``top_k``. A rerun that differs in any of them is refused with a ``ValueError`` naming what
+        differs (e.g. ``weights differ``, ``layers: store has ['a'], call asks ['a', 'b']``), also once the store is
+        complete: pass the same settings, a new store path, or delete the store. Stimuli are matched by id and
+        order (not by content); the device and library versions are not part of the fingerprint. A store
+        written before fingerprints existed is resumed only when its model name, pooling, compression, stats
+        and layers match, with a ``UserWarning`` that its weights and preprocessing cannot be checked. A damaged
+        commit record (``.neurobridge_progress.npz``) raises a ``ValueError`` naming the file: delete it to
+        rewrite every row, or delete the store.
+    progress : bool, optional
+        Show a tqdm progress bar; ``None`` (default): only when someone watches (a terminal or Jupyter), see
+        :func:`neurobridge.core.progress_bar`.
     stats : bool
         Compute per-unit statistics and the top-``top_k`` magnitudes in the same pass (``stats`` node), over every
         valid token / spatial position of the layer's raw units (before pooling and compression).
@@ -327,10 +348,13 @@ def activations(
         if comp.project:
             attrs["project_seed"] = comp.seed
     if store is not None:
+        from ._fingerprint import fingerprint
         from ._store import ZarrSink
 
+        fp = fingerprint(ctx, names, pooling=pooling, compress=attrs.get("compress", ""),
+                         project_seed=attrs.get("project_seed"), stats=stats, top_k=top_k)
         sink = ZarrSink(store, ids=stim.ids, names=names, attrs=attrs, batch_size=batch_size, top_k=top_k,
-                        stats=stats)
+                        stats=stats, fingerprint=fp)
         batch_size = sink.batch_size
         if sink.names is not None:
             names = list(sink.names)
@@ -342,9 +366,10 @@ def activations(
     if stats:
         running = getattr(sink, "running", None) or {}
     runner = _Runner(names, pooling, comp, running, ctx.device, top_k)
+    runner.ids = stim.ids
     modules = dict(ctx.module.named_modules())
     handles = []
-    bar = _progress_bar(n, start, progress, f"extract {ctx.name}")
+    bar = progress_bar(total=n, initial=start, progress=progress, desc=f"extract {ctx.name}", unit="stim")
     try:
         for name in names:
             handles.append(modules[name].register_forward_hook(runner.hook(name)))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..core import SchemaError
+from ..core import SchemaError, check_unique
 
 __all__ = ["ModelContext", "model_context", "Stimuli", "as_stimuli", "Batch", "prepare_batch"]
 
@@ -176,13 +176,10 @@ def as_stimuli(stimuli: Any, stimulus: Sequence | None = None) -> Stimuli:
     if ids.ndim != 1 or len(ids) != n:
         raise SchemaError(f"stimulus has {len(ids) if ids.ndim == 1 else ids.shape} ids but there are {n} stimuli; "
                           "pass one id per stimulus")
-    uniq, counts = np.unique(ids.astype(str) if ids.dtype == object else ids, return_counts=True)
-    if (counts > 1).any():
-        dup = uniq[counts > 1][:5].tolist()
-        raise SchemaError(f"duplicated stimulus ids: {dup}; each stimulus needs a unique id "
-                          "(pass stimulus=[...] with unique ids)")
     if ids.dtype == object:
         ids = ids.astype(str)
+    check_unique(ids, "stimulus ids", owner="stimuli",
+                 fix="each stimulus needs a unique id (pass stimulus=[...] with unique ids)")
     return Stimuli(ids, data, kind)
 
 

@@ -2,7 +2,8 @@
 
 Store layout (``path.zarr``)::
 
-    zarr.json                 root attrs: layers, model, pooling, batch_size, stats, compress, complete, ...
+    zarr.json                 root attrs: layers, model, pooling, batch_size, stats, compress, complete, fingerprint
+                              (JSON: weights digest, preprocess, layers, settings; see _fingerprint.py), ...
     stimulus                  all stimulus ids, written when the store is created
     .neurobridge_progress.npz the commit record: number of committed rows, layer names, running statistics
                               (the ``stats`` node is built from them on read), int8 errors
@@ -14,6 +15,11 @@ Chunks along ``stimulus`` are exactly one batch, so writing a batch never touche
 committed. A batch is committed by atomically replacing the progress file (write to a temporary file, then
 ``os.replace``) *after* its arrays are written: a process killed at any point leaves committed rows intact, and a
 rerun rewrites the rows after the last commit. Readers trust only the committed rows.
+
+A rerun resumes only when its fingerprint equals the store's (else a ValueError names what differs); a store
+without one (written before fingerprints) resumes with a UserWarning when its recorded model name, pooling,
+compression, stats flag and layers match. A commit record that cannot be read raises a ValueError naming the file;
+deleting the record makes the next run rewrite every row.
 """
 
 from __future__ import annotations
@@ -23,11 +29,14 @@ import json
 import logging
 import os
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from ._fingerprint import differences
 from ._stats import RunningStats
 
 __all__ = ["ZarrSink", "open_store"]
@@ -48,13 +57,33 @@ def _quiet():
         yield
 
 
+_META_KEYS = ("committed", "names", "kinds", "tokens", "err")
+
+
+def _damaged(path: Path, what: str, err: BaseException | str) -> ValueError:
+    reason = f"{type(err).__name__}: {err}" if isinstance(err, BaseException) else err
+    return ValueError(
+        f"the {what} of the extraction store {path} cannot be read ({reason}); the store cannot say which rows "
+        f"are complete. Delete the store folder {path} and extract again (or pass a new store= path), or delete "
+        f"just {path / _PROGRESS} and rerun nb.extract.activations with the same store= and settings to rewrite "
+        "every row into it")
+
+
 def _read_progress(path: Path) -> dict | None:
+    """The commit record, or ``None`` when there is none yet; ValueError naming the file when it is damaged."""
     f = path / _PROGRESS
     if not f.exists():
         return None
-    with np.load(f, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    meta = json.loads(str(data.pop("meta")))
+    what = f"commit record {f}"
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        meta = json.loads(str(data.pop("meta")))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise _damaged(path, what, err) from err
+    if not isinstance(meta, dict) or any(k not in meta for k in _META_KEYS):
+        raise _damaged(path, what, f"it lacks the fields {[k for k in _META_KEYS if k not in meta]}"
+                       if isinstance(meta, dict) else "its metadata is not a JSON object")
     return {"meta": meta, "arrays": data}
 
 
@@ -75,7 +104,7 @@ class ZarrSink:
     """Writes each batch to a zarr store as it is computed and commits it atomically."""
 
     def __init__(self, path, *, ids: np.ndarray, names: list[str], attrs: dict, batch_size: int, top_k: int,
-                 stats: bool):
+                 stats: bool, fingerprint: dict):
         import zarr
 
         self._zarr = zarr
@@ -94,6 +123,7 @@ class ZarrSink:
         self.tokens: dict[str, int] = {}
         self.arrays: dict[str, dict] = {}
         self.complete = False
+        self.fingerprint = fingerprint
         if self.path.exists():
             self._resume(names)
         else:
@@ -103,7 +133,8 @@ class ZarrSink:
     def _create(self) -> None:
         root = xr.Dataset(coords={"stimulus": self.ids})
         root.attrs = {_MARK: 1, "complete": 0, "batch_size": self.batch_size, "stats": int(self.stats),
-                      "n_stimuli": self.n, **{k: v for k, v in self.attrs.items()}}
+                      "n_stimuli": self.n, "fingerprint": json.dumps(self.fingerprint, sort_keys=True),
+                      **{k: v for k, v in self.attrs.items()}}
         with _quiet():
             root.to_zarr(self.path, mode="w", consolidated=False)
 
@@ -122,6 +153,76 @@ class ZarrSink:
             raise ValueError(f"the store {self.path} was written for {len(stored_ids)} other stimuli (first ids "
                              f"{stored_ids[:3].tolist()}) than the {self.n} given (first {self.ids[:3].tolist()}); "
                              "resume with the same stimuli in the same order, or pass a new store path")
+        legacy = "fingerprint" not in sattrs
+        if legacy:
+            self._check_legacy(sattrs)
+        else:
+            try:
+                stored = json.loads(str(sattrs["fingerprint"]))
+                if not isinstance(stored, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as err:
+                raise _damaged(self.path, f"fingerprint (root attribute 'fingerprint' in {self.path / 'zarr.json'})",
+                               err) from err
+            diffs = differences(stored, self.fingerprint)
+            if diffs:
+                raise ValueError(
+                    f"the store {self.path} was written by another extraction than this call asks for: "
+                    f"{'; '.join(diffs)}. Resuming would mix rows of two extractions. Resume with the same model "
+                    f"(weights), preprocessing, layers and settings; or pass a new store= path; or delete {self.path} "
+                    "to extract again")
+        stored_bs = int(sattrs["batch_size"])
+        if stored_bs != self.batch_size:
+            logger.info("resuming %s with its batch size %d (asked for %d)", self.path, stored_bs, self.batch_size)
+            self.batch_size = stored_bs
+        self.complete = bool(int(sattrs.get("complete", 0)))
+        prog = _read_progress(self.path)
+        if legacy:
+            self._check_legacy_layers(prog, names)
+            warnings.warn(
+                f"the store {self.path} was written by an older neurobridge without a fingerprint: its model name, "
+                "pooling, compression, statistics and layers match this call, but its weights and preprocessing "
+                f"cannot be checked. If they may differ, delete {self.path} (or pass a new store= path) and extract "
+                "again", UserWarning, stacklevel=4)
+        if prog is None:  # nothing committed yet (or the record was deleted): start again from the first row
+            if self.complete:
+                self._zarr.open_group(str(self.path), mode="r+").attrs["complete"] = 0
+                self.complete = False
+            return
+        meta, arrays = prog["meta"], prog["arrays"]
+        self.committed = int(meta["committed"])
+        stored_names = list(meta["names"])
+        # with a fingerprint the requested layers are the same; the store may hold fewer (layers that did not run)
+        if not set(stored_names) <= set(names):
+            raise self._layers_error(stored_names, names)
+        self.names = stored_names
+        self.kinds = dict(meta["kinds"])
+        self.tokens = {k: int(v) for k, v in meta["tokens"].items()}
+        self.err = {k: list(v) for k, v in meta["err"].items()}
+        if self.stats:
+            try:
+                self.running = {
+                    name: RunningStats.from_state(
+                        {f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS}, self.top_k)
+                    for i, name in enumerate(self.names)
+                }
+            except KeyError as err:
+                raise _damaged(self.path, f"commit record {self.path / _PROGRESS}",
+                               f"no running statistics {err} for the layers {self.names}") from err
+        logger.info("resuming extraction into %s at stimulus %d of %d", self.path, self.committed, self.n)
+
+    def _layers_error(self, stored_names: list[str], names: list[str]) -> ValueError:
+        return ValueError(f"layers: the store {self.path} holds {stored_names}, this call asks {list(names)}; "
+                          f"pass layers={stored_names} to resume, or a new store= path (or delete {self.path}) to "
+                          "extract other layers")
+
+    def _check_legacy_layers(self, prog: dict | None, names: list[str]) -> None:
+        """Without a fingerprint the layers asked are unknown: the layers held must be exactly those asked now."""
+        if prog is not None and list(prog["meta"]["names"]) != list(names):
+            raise self._layers_error(list(prog["meta"]["names"]), names)
+
+    def _check_legacy(self, sattrs: dict) -> None:
+        """A store written before fingerprints: check what its attributes hold and warn about the rest."""
         for key in ("model", "pooling", "compress"):
             if str(sattrs.get(key, "")) != str(self.attrs.get(key, "")):
                 raise ValueError(f"the store {self.path} was written with {key}={sattrs.get(key)!r} but this run uses "
@@ -129,32 +230,6 @@ class ZarrSink:
         if bool(int(sattrs.get("stats", 0))) != self.stats:
             raise ValueError(f"the store {self.path} was written with stats={bool(int(sattrs.get('stats', 0)))}; "
                              "resume with the same stats= setting, or a new store path")
-        stored_bs = int(sattrs["batch_size"])
-        if stored_bs != self.batch_size:
-            logger.info("resuming %s with its batch size %d (asked for %d)", self.path, stored_bs, self.batch_size)
-            self.batch_size = stored_bs
-        self.complete = bool(int(sattrs.get("complete", 0)))
-        prog = _read_progress(self.path)
-        if prog is None:
-            return
-        meta, arrays = prog["meta"], prog["arrays"]
-        self.committed = int(meta["committed"])
-        stored_names = list(meta["names"])
-        missing = [s for s in stored_names if s not in names]
-        if missing:
-            raise ValueError(f"the store {self.path} holds layers {stored_names}, but {missing} are not selected in "
-                             "this run; select the same layers to resume, or pass a new store path")
-        self.names = stored_names
-        self.kinds = dict(meta["kinds"])
-        self.tokens = {k: int(v) for k, v in meta["tokens"].items()}
-        self.err = {k: list(v) for k, v in meta["err"].items()}
-        if self.stats:
-            self.running = {
-                name: RunningStats.from_state(
-                    {f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS}, self.top_k)
-                for i, name in enumerate(self.names)
-            }
-        logger.info("resuming extraction into %s at stimulus %d of %d", self.path, self.committed, self.n)
 
     def start_row(self) -> int:
         return self.n if self.complete else self.committed

@@ -272,8 +272,25 @@ def test_hooks_removed_and_state_restored_on_exception():
 
 
 def test_outputs_are_cpu_numpy_and_no_grad_kept():
+    """The forward pass records no autograd graph although the parameters require grad (seen from a hook)."""
     net = WideMLP(width=8)
-    tree = nb.extract.activations(net, torch.randn(5, 8), "layers.0", progress=False)
+    assert all(p.requires_grad for p in net.parameters())
+    seen = []
+
+    def probe(_module, _inputs, output):
+        seen.append({"inference_mode": torch.is_inference_mode_enabled(), "grad_enabled": torch.is_grad_enabled(),
+                     "requires_grad": output.requires_grad, "grad_fn": output.grad_fn})
+
+    handle = net.layers[0].register_forward_hook(probe)
+    try:
+        tree = nb.extract.activations(net, torch.randn(5, 8), "layers.0", batch_size=2, progress=False)
+    finally:
+        handle.remove()
+    assert len(seen) == 3  # one forward per batch
+    for s in seen:
+        assert not s["grad_enabled"], s  # inference_mode (what the code uses) or no_grad: no graph either way
+        assert not s["requires_grad"] and s["grad_fn"] is None, s
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()  # restored after the call
     assert isinstance(tree["layers.0"]["activations"].data, np.ndarray)
     assert all(p.grad is None for p in net.parameters())
 
@@ -389,3 +406,26 @@ def test_cuda_extraction_matches_cpu_and_model_stays_on_cpu():
                                    rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(gpu["stats"][layer]["var"].values, cpu["stats"][layer]["var"].values,
                                    rtol=1e-3, atol=1e-6)
+
+
+def test_nan_error_names_the_layer_and_the_stimuli():
+    net = WideMLP(width=4)
+    x = torch.randn(6, 8)
+    x[3, 0] = float("nan")
+    with pytest.raises(SchemaError, match=r"layer 'layers.0' \(per-unit mean over stimuli 2..3 \(ids 'b'..'c'\)\) "
+                                          r"contains 4 non-finite value\(s\).*first at unit=0.*model's dtype"):
+        nb.extract.activations(net, x, "layers.0", stimulus=list("zabcde"), batch_size=2, progress=False)
+
+
+def test_progress_default_shows_no_bar_off_a_terminal(capsys):
+    """progress=None (the default) follows nb.core.progress_bar: no bar when stderr is not a terminal (pytest's
+    capture is not one), a bar when asked for."""
+    net = WideMLP(width=4)
+    x = torch.randn(6, 8)
+    nb.extract.activations(net, x, "layers.0", batch_size=2)
+    assert "extract WideMLP" not in capsys.readouterr().err
+    nb.extract.activations(net, x, "layers.0", batch_size=2, progress=True)
+    assert "extract WideMLP" in capsys.readouterr().err
+    with nb.config_context(progress=True):
+        nb.extract.activations(net, x, "layers.0", batch_size=2)
+    assert "extract WideMLP" in capsys.readouterr().err

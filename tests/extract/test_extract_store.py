@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import torch
 from _extract_helpers import WideMLP, minilm_dir, mlp_inputs, tiny_gpt2
 
 import neurobridge as nb
-from neurobridge.extract._store import _PROGRESS, _read_progress
+from neurobridge.extract._store import _PROGRESS
 
 HERE = Path(__file__).parent
 WORKER = HERE / "_extract_store_worker.py"
@@ -56,23 +54,24 @@ def test_resume_after_exception_skips_written_stimuli(tmp_path):
     net = WideMLP(width=16)
     x = mlp_inputs(45)
     seen: list[int] = []
+    state = {"fail_at": 3}
 
-    def preprocess(batch, fail_at=None):
+    def preprocess(batch):  # the same function in both runs: the store's fingerprint covers preprocess
         seen.append(len(batch))
-        if fail_at is not None and len(seen) == fail_at:
+        if state["fail_at"] is not None and len(seen) == state["fail_at"]:
             raise RuntimeError("interrupted")
         return torch.as_tensor(np.asarray(batch))
 
     path = tmp_path / "r.zarr"
     with pytest.raises(RuntimeError, match="interrupted"):
-        nb.extract.activations(net, x, "layers.*", batch_size=10, progress=False, store=path,
-                               preprocess=lambda b: preprocess(b, fail_at=3))
+        nb.extract.activations(net, x, "layers.*", batch_size=10, progress=False, store=path, preprocess=preprocess)
     partial = nb.extract.open_store(path)
     assert partial.attrs["complete"] == 0 and partial.attrs["n_committed"] == 20
     ref = nb.extract.activations(net, x, "layers.*", batch_size=10, progress=False)
     np.testing.assert_array_equal(partial["layers.1"]["activations"].values, ref["layers.1"]["activations"].values[:20])
     assert int(partial["stats"]["layers.1"]["count"].values[0]) == 20
     seen.clear()
+    state["fail_at"] = None
     done = nb.extract.activations(net, x, "layers.*", batch_size=10, progress=False, store=path,
                                   preprocess=preprocess)
     assert sum(seen) == 25  # only the stimuli not yet written were run
@@ -83,6 +82,141 @@ def test_resume_after_exception_skips_written_stimuli(tmp_path):
     seen.clear()
     nb.extract.activations(net, x, "layers.*", batch_size=10, progress=False, store=path, preprocess=preprocess)
     assert seen == []  # complete: nothing is recomputed
+
+
+class Interruptible:
+    """A preprocess that raises in its ``fail_at``-th call (1-based), as a crash would.
+
+    ``fail_at`` and the call count are private, so they are not part of the store's fingerprint: a rerun with
+    ``Interruptible()`` resumes a store written by ``Interruptible(fail_at=3)``; ``scale`` is public and is."""
+
+    def __init__(self, fail_at: int | None = None, scale: float = 1.0):
+        self._fail_at, self._calls, self.scale = fail_at, 0, scale
+
+    def __call__(self, batch):
+        self._calls += 1
+        if self._calls == self._fail_at:
+            raise RuntimeError("interrupted")
+        return self.scale * torch.as_tensor(np.asarray(batch))
+
+
+_BASE = {"net": WideMLP(width=8, n_layers=3), "layers": "layers.0", "pooling": "mean", "preprocess": Interruptible(),
+         "top_k": 10, "stats": True, "compress": None}
+
+
+def _extract(path, x, fail_at=None, **change):
+    kw = {**_BASE, **change}
+    pre = kw.pop("preprocess")
+    if fail_at is not None:
+        pre = Interruptible(fail_at=fail_at, scale=pre.scale)
+    return nb.extract.activations(kw.pop("net"), x, kw.pop("layers"), batch_size=10, progress=False, store=path,
+                                  preprocess=pre, **kw)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"net": WideMLP(width=8, n_layers=3, seed=1)},
+         r"weights differ: same architecture \(parameter names, shapes and dtypes\) but other values"),
+        ({"net": WideMLP(width=16, n_layers=3)}, r"weights differ: the store's model has 6 tensors"),
+        ({"layers": "layers.*"},
+         r"layers: store has \['layers.0'\], call asks \['layers.0', 'layers.1', 'layers.2'\]"),
+        ({"pooling": "max"}, r"pooling: store has 'mean', call asks 'max'"),
+        ({"preprocess": Interruptible(scale=2.0)}, r"preprocess: store has .*Interruptible .*\(scale=1.0\), call asks "
+                                                   r".*Interruptible .*\(scale=2.0\)"),
+        ({"top_k": 3}, r"top_k: store has 10, call asks 3"),
+        ({"stats": False}, r"stats: store has True, call asks False"),
+        ({"compress": "int8"}, r"compress: store has '', call asks 'int8'"),
+    ],
+    ids=["other-weights", "other-architecture", "more-layers", "pooling", "preprocess", "top_k", "stats", "int8"],
+)
+def test_resume_refuses_another_extraction_naming_what_differs(tmp_path, change, match):
+    """Same model class and stimuli, other weights / layers / settings: refused, naming the difference and the fix,
+    and the store is left as it was (interrupted or complete)."""
+    x = mlp_inputs(40)
+    path = tmp_path / "f.zarr"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _extract(path, x, fail_at=3)
+    before = nb.extract.open_store(path)["layers.0"]["activations"].values
+    with pytest.raises(ValueError, match=match) as info:
+        _extract(path, x, **change)
+    assert str(path) in str(info.value) and "new store= path" in str(info.value)
+    after = nb.extract.open_store(path)
+    assert after.attrs["n_committed"] == 20 and after.attrs["layers"] == ["layers.0"]
+    np.testing.assert_array_equal(after["layers.0"]["activations"].values, before)
+    _extract(path, x)  # the same call completes it...
+    with pytest.raises(ValueError, match=match):  # ...and a complete store refuses the other call too
+        _extract(path, x, **change)
+
+
+def test_resume_with_same_everything_equals_an_uninterrupted_run(tmp_path):
+    """A fresh but identical model object and preprocess resume the store; rows and statistics equal a run that
+    was never interrupted, bit for bit."""
+    x = mlp_inputs(40)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _extract(tmp_path / "a.zarr", x, fail_at=3, layers="layers.*")
+    assert nb.extract.open_store(tmp_path / "a.zarr").attrs["n_committed"] == 20
+    resumed = _extract(tmp_path / "a.zarr", x, layers="layers.*", net=WideMLP(width=8, n_layers=3),
+                       preprocess=Interruptible())
+    whole = _extract(tmp_path / "b.zarr", x, layers="layers.*")
+    layers = ["layers.0", "layers.1", "layers.2"]
+    assert resumed.attrs["complete"] == 1 and resumed.attrs["n_committed"] == 40
+    _same_tree(resumed, whole, layers)
+    for layer in layers:
+        for var in ("count", "mean", "var", "absmax", "top_value", "top_stimulus"):
+            np.testing.assert_array_equal(resumed["stats"][layer][var].values, whole["stats"][layer][var].values)
+
+
+def test_store_without_fingerprint_resumes_with_a_warning(tmp_path):
+    """Stores written before fingerprints (no 'fingerprint' root attr): accepted with a UserWarning when the model
+    name, pooling and layers match; a layer list that differs is refused (it used to be silently narrowed)."""
+    import zarr
+
+    x = mlp_inputs(40)
+    path = tmp_path / "old.zarr"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _extract(path, x, fail_at=3, layers="layers.*")
+    root = zarr.open_group(str(path), mode="r+")
+    root.attrs.pop("fingerprint") if hasattr(root.attrs, "pop") else root.attrs.__delitem__("fingerprint")
+    assert "fingerprint" not in dict(zarr.open_group(str(path), mode="r").attrs)
+    with pytest.raises(ValueError, match=r"layers: the store .* holds \['layers.0', 'layers.1', 'layers.2'\], "
+                                         r"this call asks \['layers.0'\]; pass layers="):
+        _extract(path, x, layers="layers.0")
+    with pytest.warns(UserWarning, match="without a fingerprint.*weights and preprocessing cannot be checked"):
+        done = _extract(path, x, layers="layers.*")
+    _same_tree(done, _extract(tmp_path / "ref.zarr", x, layers="layers.*"), ["layers.0", "layers.1", "layers.2"])
+
+
+def _truncate(f: Path) -> None:
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+
+
+def _bad_json(f: Path) -> None:
+    with np.load(f) as z:
+        arrays = {k: z[k] for k in z.files if k != "meta"}
+    with open(f, "wb") as fh:
+        np.savez(fh, meta=np.asarray('{"committed": 20, "names": ["layers.0"'), **arrays)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _bad_json, lambda f: f.write_bytes(b"")], ids=["truncated", "json",
+                                                                                             "empty"])
+def test_damaged_commit_record_names_the_file_and_the_fix(tmp_path, damage):
+    x = mlp_inputs(40)
+    path = tmp_path / "c.zarr"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _extract(path, x, fail_at=3)
+    record = path / _PROGRESS
+    damage(record)
+    for call in (lambda: _extract(path, x), lambda: nb.extract.open_store(path)):
+        with pytest.raises(ValueError, match="commit record") as info:
+            call()
+        msg = str(info.value)
+        assert str(record) in msg and f"Delete the store folder {path}" in msg and f"delete just {record}" in msg
+    record.unlink()  # the fix the message gives: every row is written again
+    done = _extract(path, x)
+    assert done.attrs["complete"] == 1 and done.attrs["n_committed"] == 40
+    _same_tree(done, _extract(tmp_path / "ref.zarr", x), ["layers.0"])
 
 
 def test_resume_refuses_other_stimuli_or_settings(tmp_path):
@@ -99,35 +233,36 @@ def test_resume_refuses_other_stimuli_or_settings(tmp_path):
         nb.extract.activations(net, x, "layers.*", progress=False, store=tmp_path / "junk")
 
 
-def test_killed_process_leaves_readable_store_and_rerun_completes(tmp_path):
-    """SIGKILL a real extraction mid-run, read the store, rerun: no duplicated or missing stimuli."""
-    n, path = 400, tmp_path / "k.zarr"
-    proc = subprocess.Popen([sys.executable, str(WORKER), "store", str(path), str(n), "0.03"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    committed = 0
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if (path / _PROGRESS).exists():
-                committed = int(_read_progress(path)["meta"]["committed"])
-                if committed >= 60:
-                    break
-            time.sleep(0.01)
-        time.sleep(float(np.random.default_rng().uniform(0, 0.05)))  # land anywhere in a batch
-        assert proc.poll() is None, f"worker ended before the kill: {proc.stderr.read().decode()[-2000:]}"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+@pytest.mark.parametrize(
+    ("point", "committed"),
+    [("mid_batch", 60), ("after_arrays", 60), ("after_commit", 70)],
+)
+def test_killed_process_leaves_readable_store_and_rerun_completes(tmp_path, point, committed):
+    """SIGKILL a real extraction at an exact point of batch 6 (rows 60..69), read the store, rerun.
+
+    The worker kills itself right after layer 0's rows of batch 6 are written (``mid_batch``), after all of batch 6's
+    arrays but before its commit record (``after_arrays``), or right after its commit record replaced the previous
+    one (``after_commit``). The committed rows must be exactly those of the commits that completed, equal to the
+    reference, and a rerun must add exactly the missing rows. A writer that committed a batch before writing its
+    rows would show batch 6 as committed but holding zeros at ``after_commit``."""
+    n, path = 100, tmp_path / "k.zarr"
+    proc = subprocess.run([sys.executable, str(WORKER), "kill", str(path), str(n), point, "6"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, f"the worker was not killed: {proc.stderr[-2000:]}"
     partial = nb.extract.open_store(path)
-    k = partial.attrs["n_committed"]
-    assert partial.attrs["complete"] == 0 and 60 <= k < n and k % 10 == 0
+    assert partial.attrs["complete"] == 0 and partial.attrs["n_committed"] == committed
     net = WideMLP(width=64, n_layers=2)
     x = mlp_inputs(n)
     ref = nb.extract.activations(net, x, "layers.*", batch_size=10, progress=False)
     for layer in ("layers.0", "layers.1"):
-        np.testing.assert_array_equal(partial[layer]["activations"].values, ref[layer]["activations"].values[:k])
+        np.testing.assert_array_equal(partial[layer]["activations"].values,
+                                      ref[layer]["activations"].values[:committed])
+        assert int(partial["stats"][layer]["count"].values[0]) == committed
+    rerun_rows: list[int] = []
+    # the worker ran without preprocess (a counting one would be another preprocess): count at the model instead
+    net.register_forward_pre_hook(lambda _m, args: rerun_rows.append(len(args[0])))
     done = nb.extract.activations(net, x, "layers.*", batch_size=10, progress=False, store=path)
+    assert sum(rerun_rows) == n - committed  # exactly the rows after the last commit were computed again
     ids = done["layers.1"]["stimulus"].values
     assert len(ids) == n and len(np.unique(ids)) == n
     _same_tree(done, ref, ["layers.0", "layers.1"])
@@ -190,3 +325,20 @@ def test_int8_store_holds_int8_codes_and_dequantises_on_read(tmp_path):
     _same_tree(st, mem, ["layers.0", "layers.1"], atol=1e-7)
     assert st["layers.1"].attrs["int8_rel_error"] == pytest.approx(mem["layers.1"].attrs["int8_rel_error"])
     assert nb.extract.report(st)["int8_rel_error"].between(0, 0.01).all()
+
+
+def test_loaded_model_fingerprint_is_stable_across_loads_and_sees_preprocess_settings(tmp_path):
+    """Two loads of the real MiniLM (new objects, same weights) resume the same store; a TextPreprocess with another
+    max_length (other rows for long texts) is refused."""
+    import dataclasses
+
+    words = ["a cat", "the dog sat", "brains", "a longer sentence here", "x"]
+    path = tmp_path / "m.zarr"
+    first = nb.extract.activations(nb.models.load("minilm"), words, "encoder.layer.0", batch_size=2,
+                                   progress=False, store=path)
+    again = nb.models.load("minilm")
+    second = nb.extract.activations(again, words, "encoder.layer.0", batch_size=2, progress=False, store=path)
+    _same_tree(second, first, ["encoder.layer.0"])
+    other = dataclasses.replace(again.preprocess, max_length=8)
+    with pytest.raises(ValueError, match=r"preprocess: store has .*max_length=256\), call asks .*max_length=8\)"):
+        nb.extract.activations(again, words, "encoder.layer.0", preprocess=other, progress=False, store=path)
