@@ -6,7 +6,6 @@ Files live in ``<root>/<dataset>/<file>``, where ``<root>`` is the ``data_dir=``
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -92,7 +91,7 @@ _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 def sha256sum(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file (memoised on path, size and modification time).
+    """SHA-256 hex digest of a file, by ``pooch.file_hash`` (memoised on path, size and modification time).
 
     Examples
     --------
@@ -105,11 +104,9 @@ def sha256sum(path: str | os.PathLike) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _HASH_CACHE[key] = h.hexdigest()
+        import pooch
+
+        _HASH_CACHE[key] = pooch.file_hash(str(path), alg="sha256")
     return _HASH_CACHE[key]
 
 

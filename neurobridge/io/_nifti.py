@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from neurobridge.core import SchemaError, check_finite, optional_import
+from neurobridge.core import SchemaError, check_finite, check_unique, optional_import
 from neurobridge.core import fmri_responses as _fmri_responses
 from neurobridge.core import fmri_timeseries as _fmri_timeseries
 
@@ -65,6 +65,12 @@ def _same_grid(a, b) -> bool:
     sa, aa = a
     sb, ab = b
     return sa == sb and np.allclose(aa, ab, atol=_GRID_ATOL, rtol=0)
+
+
+def _describe_grid(grid) -> str:
+    shape, affine = grid
+    vox = tuple(round(float(v), 4) for v in _nib().affines.voxel_sizes(affine))
+    return f"shape {shape}, voxel size {vox} mm, affine\n{np.round(affine, 4)}"
 
 
 def _grid_error(what: str, found, expected, fix: str) -> SchemaError:
@@ -167,10 +173,15 @@ def from_nifti(
     imgs : path, nibabel image, or list of them
         A 4-D image (volumes along the 4th axis), or 3-D/4-D images concatenated along the 4th axis.
     mask : None, path, nibabel image or fitted/unfitted nilearn masker
-        ``None`` keeps every voxel of the grid. A binary image keeps its non-zero voxels. A labels image
-        (integer values, several non-zero labels, e.g. an atlas) keeps labelled voxels and adds a ``roi``
-        coordinate. A ``NiftiMasker`` is applied with its own settings (coords from ``mask_img_``); a
-        ``NiftiLabelsMasker`` gives ROI signals (dim ``roi``). The mask must be on the image's grid.
+        ``None`` keeps every voxel of the grid. A binary image keeps its non-zero voxels (extracted by
+        ``nilearn.masking.apply_mask``). A labels image (integer values, several non-zero labels, e.g. an
+        atlas) keeps labelled voxels and adds a ``roi`` coordinate. A ``NiftiMasker`` is applied with its own
+        settings (coords from ``mask_img_``); a ``NiftiLabelsMasker`` gives ROI signals (dim ``roi``). The mask
+        must be on the image's grid. An unfitted masker without ``mask_img`` computes its mask from the data;
+        where that mask comes out empty (single-slice or partial-coverage acquisitions, e.g. shape
+        ``(X, Y, 1, T)``, defeat nilearn's EPI mask), every finite voxel that varies over time (non-zero for a
+        3-D image) is used instead and a ``UserWarning`` says so: pass a binary ``mask=`` image (or a masker
+        with ``mask_img``) to choose the voxels yourself.
     stimulus : sequence, optional
         One id per volume: gives ``fmri_responses`` (dim ``dim``) instead of ``fmri_timeseries``.
     tr : float, optional
@@ -178,8 +189,8 @@ def from_nifti(
     labels : mapping or sequence, optional
         ROI names of the atlas values (``{value: name}`` or a list indexed by value).
     reduce : {None, "mean"}
-        ``"mean"`` averages the voxels of each atlas ROI: dim ``roi`` instead of ``voxel``, with coords
-        ``label``, ``n_voxels`` and centroid ``x, y, z``.
+        ``"mean"`` averages the voxels of each atlas ROI (by nilearn's ``NiftiLabelsMasker``): dim ``roi``
+        instead of ``voxel``, with coords ``label``, ``n_voxels`` and centroid ``x, y, z``.
     dim : {"trial", "stimulus"}
         First dim for responses.
     trial_coords : mapping, optional
@@ -230,8 +241,7 @@ def from_nifti(
             raise _grid_error("mask", _grid(mimg), grid,
                               "resample it first: nilearn.image.resample_to_img(mask, img, interpolation='nearest')")
         mdata = np.asanyarray(mimg.dataobj).reshape(shape)
-        if not np.all(np.isfinite(mdata)):
-            raise SchemaError("mask contains NaN or inf; use a binary (0/1) or integer labels image")
+        check_finite(mdata, "mask", fix="use a binary (0/1) or integer labels image")
         nonzero = np.unique(mdata[mdata != 0])
         is_atlas = labels is not None or len(nonzero) > 1
         if is_atlas and not np.allclose(nonzero, np.round(nonzero)):
@@ -244,32 +254,63 @@ def from_nifti(
             raise SchemaError("mask selects no voxel (all zeros); check the mask image")
     if reduce == "mean" and roi_values is None:
         raise SchemaError("reduce='mean' needs a labels atlas as mask (integer image with one value per ROI)")
-    ijk = np.argwhere(keep)  # C order, matches data[keep]
-    values = data[keep].T  # (n_vol, n_voxel)
-    coords = voxel_coords(ijk, affine)
-    if roi_values is not None:
-        coords["roi"] = _roi_names(roi_values, labels)
+    ijk = np.argwhere(keep)  # C order, the order of nilearn's masked signals
+    nib = _nib()
+    image = nib.Nifti1Image(data, affine)
     attrs: dict[str, Any] = {"affine": [float(v) for v in affine.ravel()], "shape": list(shape), "source": source}
     if reduce == "mean":
-        check_finite(xr.DataArray(values, dims=("volume", "voxel")), "image data inside the mask")
-        values, coords = _roi_mean(values, roi_values, coords, labels)
+        # ROI means by nilearn's NiftiLabelsMasker (float64 sums); NaN/inf must not be zeroed silently
+        inside = data[keep]
+        check_finite(xr.DataArray(inside.T, dims=("volume", "voxel")), "image data inside the mask")
+        atlas = np.zeros(shape, dtype=np.int32)
+        atlas[keep] = roi_values
+        values, coords = _labels_signals(image, nib.Nifti1Image(atlas, affine), labels)
+        values = values.astype(dtype, copy=False)
+    else:
+        coords = voxel_coords(ijk, affine)
+        if roi_values is not None:
+            coords["roi"] = _roi_names(roi_values, labels)
+        if mask is None:
+            values = data.reshape(-1, n_vol).T  # every voxel of the grid, C order
+        else:
+            masking = optional_import("nilearn.masking", purpose="masking NIfTI images")
+            # NaN/inf are kept (ensure_finite=False) so that the container's own check names them
+            values = np.atleast_2d(masking.apply_mask(image, nib.Nifti1Image(keep.astype(np.uint8), affine), dtype=dtype,
+                                                      ensure_finite=False))
     return _finish(values, coords, attrs, stimulus=stimulus, tr=tr, ref=ref, is_3d=is_3d, dim=dim,
                    trial_coords=trial_coords, n_vol=n_vol, feature="roi" if reduce == "mean" else "voxel")
 
 
-def _roi_mean(values: np.ndarray, roi_values: np.ndarray, coords: dict, labels):
-    uniq, inv = np.unique(roi_values, return_inverse=True)
-    counts = np.bincount(inv, minlength=len(uniq))
-    sums = np.zeros((values.shape[0], len(uniq)), dtype=np.float64)
-    np.add.at(sums.T, inv, values.T.astype(np.float64))
-    means = (sums / counts).astype(values.dtype)
-    xyz = np.column_stack([coords["x"], coords["y"], coords["z"]])
-    cent = np.zeros((len(uniq), 3))
-    np.add.at(cent, inv, xyz)
-    cent /= counts[:, None]
-    out = {"roi": _roi_names(uniq, labels), "label": uniq.astype(np.int64), "n_voxels": counts.astype(np.int64),
-           "x": cent[:, 0], "y": cent[:, 1], "z": cent[:, 2]}
-    return means, out
+def _roi_stats(ldata: np.ndarray, affine: np.ndarray, uniq: np.ndarray, labels) -> dict[str, np.ndarray]:
+    """Coords of the ROIs of a labels volume: name, label value, voxel count and centroid (mm)."""
+    nib = _nib()
+    lab = np.round(ldata[ldata != 0]).astype(np.int64)
+    xyz = nib.affines.apply_affine(affine, np.argwhere(ldata != 0))
+    inv = np.searchsorted(uniq, lab)
+    counts = np.bincount(inv, minlength=len(uniq)).astype(np.int64)
+    cent = np.stack([np.bincount(inv, weights=xyz[:, n], minlength=len(uniq)) for n in range(3)], axis=1)
+    cent /= np.maximum(counts, 1)[:, None]
+    return {"roi": _roi_names(uniq, labels), "label": uniq.astype(np.int64), "n_voxels": counts,
+            "x": cent[:, 0], "y": cent[:, 1], "z": cent[:, 2]}
+
+
+def _labels_signals(image, atlas_img, labels) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Mean signal of each atlas ROI, (n_vol, n_roi), by nilearn's NiftiLabelsMasker, and the ROI coords.
+
+    The caller checks that the values inside the atlas are finite (nilearn would zero NaN silently).
+    """
+    maskers = optional_import("nilearn.maskers", purpose="ROI means")
+    masker = maskers.NiftiLabelsMasker(labels_img=atlas_img, strategy="mean", standardize=None)
+    with warnings.catch_warnings():
+        # the caller checked the values inside the atlas; NaN outside it (zeroed by nilearn) are never averaged
+        warnings.filterwarnings("ignore", message=".*Non-finite values detected.*")
+        values = np.atleast_2d(np.asarray(masker.fit_transform(image)))
+    ldata = np.asanyarray(atlas_img.dataobj)
+    uniq = np.unique(np.round(ldata[ldata != 0]).astype(np.int64))
+    if values.shape[1] != len(uniq):
+        raise SchemaError(f"nilearn returned {values.shape[1]} ROI signals for {len(uniq)} atlas labels; "
+                          "check the atlas (integer labels, 0 = background)")
+    return values, _roi_stats(ldata, np.asarray(atlas_img.affine, dtype=float), uniq, labels)
 
 
 def _finish(values, coords, attrs, *, stimulus, tr, ref, is_3d, dim, trial_coords, n_vol, feature):
@@ -300,7 +341,6 @@ def _finish(values, coords, attrs, *, stimulus, tr, ref, is_3d, dim, trial_coord
 
 
 def _from_masker(masker, imgs, *, stimulus, tr, dim, trial_coords, labels, dtype):
-    nib = _nib()
     if isinstance(imgs, str | os.PathLike) or hasattr(imgs, "dataobj"):
         image = load_img(imgs)
         source = Path(imgs).name if isinstance(imgs, str | os.PathLike) else "nibabel image"
@@ -312,27 +352,22 @@ def _from_masker(masker, imgs, *, stimulus, tr, dim, trial_coords, labels, dtype
     is_3d = len(image.shape) == 3
     if not hasattr(masker, "mask_img_") and not hasattr(masker, "labels_img_"):
         given = getattr(masker, "mask_img", None) is not None or getattr(masker, "labels_img", None) is not None
-        masker = masker.fit() if given else masker.fit(image)
+        masker = masker.fit() if given else _fit_masker(masker, image)
     values = np.atleast_2d(np.asarray(masker.transform(image), dtype=dtype))
     n_vol = values.shape[0]
     if hasattr(masker, "labels_img_"):
         limg = load_img(masker.labels_img_)
         shape, affine = _grid(limg)
         ldata = np.asanyarray(limg.dataobj).reshape(shape)
-        lab = np.round(ldata[ldata != 0]).astype(np.int64)
         region_ids = getattr(masker, "region_ids_", None)
         if isinstance(region_ids, Mapping):
             uniq = np.array([int(v) for k, v in region_ids.items() if k != "background"], dtype=np.int64)
         else:
-            uniq = np.unique(lab)
+            uniq = np.unique(np.round(ldata[ldata != 0]).astype(np.int64))
         if len(uniq) != values.shape[1]:
             raise SchemaError(f"the labels masker returned {values.shape[1]} signals for {len(uniq)} atlas labels; "
                               "pass the labels image as mask=... instead")
-        ijk = np.argwhere(ldata != 0)
-        xyz = nib.affines.apply_affine(affine, ijk)
-        counts = np.array([(lab == u).sum() for u in uniq], dtype=np.int64)
-        coords = {"roi": _roi_names(uniq, labels), "label": uniq, "n_voxels": counts,
-                  **{a: np.array([xyz[lab == u, n].mean() for u in uniq]) for n, a in enumerate("xyz")}}
+        coords = _roi_stats(ldata, affine, uniq, labels)
         feature = "roi"
     else:
         mimg = load_img(masker.mask_img_)
@@ -349,22 +384,114 @@ def _from_masker(masker, imgs, *, stimulus, tr, dim, trial_coords, labels, dtype
                    trial_coords=trial_coords, n_vol=n_vol, feature=feature)
 
 
-def _grid_from(da: xr.DataArray, like) -> tuple[tuple[int, int, int], np.ndarray, Any]:
-    if like is not None:
-        img = load_img(like)
-        shape, affine = _grid(img)
-        if "shape" in da.attrs and tuple(da.attrs["shape"]) != shape:
-            raise _grid_error("like", (shape, affine), (tuple(da.attrs["shape"]), np.asarray(da.attrs.get("affine", np.eye(4).ravel())).reshape(4, 4)),
-                              "pass a like= image on the grid the data came from, or like=None to use attrs")
-        return shape, affine, img.header
+# how nilearn says that the mask it computed is empty (a ValueError from load_mask_img, a MaskWarning)
+_EMPTY_MASK = ("mask is invalid as it is empty", "masks all data", "computed an empty mask")
+
+
+def _fallback_mask(img, who: str, reason: str, stacklevel: int):
+    """Every finite voxel that varies over time (4-D) or is non-zero (3-D), with a warning saying so."""
+    nib = _nib()
+    data = np.asanyarray(img.dataobj)
+    if data.ndim == 4 and data.shape[3] > 1:
+        keep = np.isfinite(data).all(axis=3) & (np.ptp(np.nan_to_num(data), axis=3) > 0)
+        what = "non-constant"
+    else:
+        data = data.reshape(data.shape[:3])
+        keep = np.isfinite(data) & (data != 0)
+        what = "non-zero"
+    if not keep.any():
+        raise SchemaError(f"{who}: no brain mask can be computed for this image of shape {img.shape} ({reason}) and "
+                          f"no voxel is {what}; pass mask=<binary image on the image's grid> (or a fitted masker)")
+    warnings.warn(
+        f"{who}: no brain mask could be computed for this image of shape {tuple(img.shape)} ({reason}, as happens "
+        f"with single-slice or partial-coverage acquisitions), so all {int(keep.sum())} {what} voxels are "
+        "used instead. Pass mask=<binary image on the image's grid> (or a fitted masker) to choose the voxels "
+        "yourself", UserWarning, stacklevel=stacklevel)
+    return nib.Nifti1Image(keep.astype(np.uint8), img.affine)
+
+
+def _is_empty_mask_error(err: Exception) -> bool:
+    return any(s in str(err).lower() for s in _EMPTY_MASK)
+
+
+def _fit_masker(masker, image):
+    """Fit a masker that computes its own mask; where that mask comes out empty, fall back (see _fallback_mask)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Computed an empty mask.*")
+        try:
+            fitted = masker.fit(image)
+            mask_img = getattr(fitted, "mask_img_", None)
+            if mask_img is None or np.any(np.asanyarray(load_img(mask_img).dataobj)):
+                return fitted
+        except ValueError as err:
+            if not _is_empty_mask_error(err):
+                raise
+        reason = f"the mask the masker computes (mask_strategy={getattr(masker, 'mask_strategy', '?')!r}) is empty"
+    from sklearn.base import clone
+
+    return clone(masker).set_params(mask_img=_fallback_mask(image, "from_nifti", reason, stacklevel=5)).fit()
+
+
+def _automatic_mask(img, who: str = "trial_betas"):
+    """The brain mask nilearn's ``FirstLevelModel`` computes for one run (``compute_multi_epi_mask``), or, where
+    that is empty (single-slice or partial-coverage acquisitions), every non-constant voxel, with a warning."""
+    masking = optional_import("nilearn.masking", purpose="brain masks")
+    img = load_img(img)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Computed an empty mask.*")
+        try:
+            mask = masking.compute_multi_epi_mask([img])
+            if np.any(np.asanyarray(mask.dataobj)):
+                return mask
+        except ValueError as err:
+            if not _is_empty_mask_error(err):
+                raise
+    return _fallback_mask(img, who, "nilearn's EPI mask (compute_epi_mask) is empty", stacklevel=4)
+
+
+def _attrs_grid(da: xr.DataArray):
+    """The grid in the attrs that from_nifti writes, or None when they are absent."""
     if "affine" not in da.attrs or "shape" not in da.attrs:
-        raise SchemaError("to_nifti needs the voxel grid: attrs 'affine' (16 floats) and 'shape' (3 ints) as written "
-                          "by nb.io.from_nifti, or like=<reference image>")
+        return None
     aff = np.asarray(da.attrs["affine"], dtype=float)
-    shp = list(da.attrs["shape"])
+    shp = list(np.atleast_1d(da.attrs["shape"]))
     if aff.size != 16 or len(shp) != 3:
         raise SchemaError(f"attrs 'affine' must hold 16 floats and 'shape' 3 ints, found {aff.size} and {len(shp)}")
-    return tuple(int(s) for s in shp), aff.reshape(4, 4), None
+    return tuple(int(s) for s in shp), aff.reshape(4, 4)
+
+
+_LIKE_FIX = ("Resample the data onto the like= grid first (e.g. nilearn.image.resample_to_img(nb.io.to_nifti(da), "
+             "like)), or pass the like= image the data came from (or like=None to use the data's own grid attrs)")
+
+
+def _grid_from(da: xr.DataArray, like) -> tuple[tuple[int, int, int], np.ndarray, Any]:
+    own = _attrs_grid(da)
+    if like is not None:
+        img = load_img(like)
+        grid = _grid(img)
+        if own is not None and not _same_grid(own, grid):
+            raise SchemaError(f"like= is on a different voxel grid than the data: like has {_describe_grid(grid)}\n"
+                              f"but the data (attrs 'affine' and 'shape', as written by nb.io.from_nifti) has "
+                              f"{_describe_grid(own)}\n{_LIKE_FIX}")
+        if own is None and all(c in da.coords for c in "xyzijk"):
+            # no grid attrs: the voxels' mm coords must be where like's affine puts their indices
+            ijk = np.column_stack([np.asarray(da[c].values, dtype=float) for c in "ijk"])
+            found = np.column_stack([np.asarray(da[c].values, dtype=float) for c in "xyz"])
+            expected = _nib().affines.apply_affine(grid[1], ijk)
+            atol = 1e-3 + _GRID_ATOL * (np.abs(ijk).max() if len(ijk) else 0)
+            off = np.flatnonzero(~np.isclose(found, expected, rtol=0, atol=atol).all(axis=1))
+            if len(off):
+                n = off[0]
+                raise SchemaError(
+                    f"like= is on a different voxel grid than the data: voxel (i, j, k) = {tuple(int(v) for v in ijk[n])} "
+                    f"is at (x, y, z) = {tuple(np.round(found[n], 3).tolist())} mm in the data but at "
+                    f"{tuple(np.round(expected[n], 3).tolist())} mm through like's affine ({len(off)} of {len(ijk)} "
+                    f"voxels disagree); like has {_describe_grid(grid)}\n{_LIKE_FIX}")
+        return grid[0], grid[1], img.header
+    if own is None:
+        raise SchemaError("to_nifti needs the voxel grid: attrs 'affine' (16 floats) and 'shape' (3 ints) as written "
+                          "by nb.io.from_nifti, or like=<reference image>")
+    return own[0], own[1], None
 
 
 def to_nifti(da: xr.DataArray, like=None, *, fill: float = 0.0):
@@ -376,7 +503,10 @@ def to_nifti(da: xr.DataArray, like=None, *, fill: float = 0.0):
         Dims ``(voxel,)`` -> 3-D image, or ``(<dim>, voxel)`` (time, trial, stimulus, ...) -> 4-D image.
         Needs voxel coords ``i, j, k``; scores from analyses that keep them (e.g. over ``voxel``) work too.
     like : path or nibabel image, optional
-        Reference image for the grid (affine, shape, header); default: attrs ``affine`` and ``shape``.
+        Reference image for the grid (affine, shape, header); default: attrs ``affine`` and ``shape``. It must
+        be the grid the data are on: its affine (not only its shape) is compared with attrs ``affine`` (or,
+        without those attrs, with the voxels' ``x, y, z`` coords), and another grid raises ``SchemaError``;
+        resample first (``nilearn.image.resample_to_img``) to map data onto another grid.
     fill : float
         Value of voxels outside the data (default 0).
 
@@ -387,7 +517,8 @@ def to_nifti(da: xr.DataArray, like=None, *, fill: float = 0.0):
     Raises
     ------
     SchemaError
-        No ``voxel`` dim or ``i, j, k`` coords, more than two dims, unknown grid, indices outside the grid.
+        No ``voxel`` dim or ``i, j, k`` coords, more than two dims, unknown grid, ``like`` on another grid
+        (other shape or affine: both are named), indices outside the grid, duplicated voxels.
 
     Examples
     --------
@@ -413,8 +544,8 @@ def to_nifti(da: xr.DataArray, like=None, *, fill: float = 0.0):
     ijk = np.column_stack([np.asarray(da[c].values, dtype=np.int64) for c in "ijk"])
     if len(ijk) and ((ijk < 0).any() or (ijk >= np.array(shape)).any()):
         raise SchemaError(f"voxel indices fall outside the grid of shape {shape}; pass the like= image the data came from")
-    if pd.DataFrame(ijk).duplicated().any():
-        raise SchemaError("duplicated voxel indices (i, j, k); each voxel may appear once")
+    check_unique(ijk, "voxel indices (i, j, k)", owner="to_nifti",
+                 fix="each voxel may appear once; average duplicates first (e.g. da.groupby(...).mean())")
     other = [d for d in da.dims if d != "voxel"]
     values = np.asarray(da.transpose(*other, "voxel").values)
     dtype = values.dtype if np.issubdtype(values.dtype, np.floating) else np.float32

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import http.server
 import shutil
 import threading
@@ -144,8 +145,9 @@ def test_sha256_memo_sees_changes(tmp_path):
     p = tmp_path / "x.bin"
     p.write_bytes(b"abc")
     first = _fetch.sha256sum(p)
+    assert first == hashlib.sha256(b"abc").hexdigest()
     p.write_bytes(b"abcd")
-    assert _fetch.sha256sum(p) != first
+    assert _fetch.sha256sum(p) == hashlib.sha256(b"abcd").hexdigest() != first
 
 
 @pytest.mark.network

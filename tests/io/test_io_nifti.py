@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -131,14 +132,17 @@ def test_atlas_roi_coords_and_means(mni):
     assert set(vox.roi.values.tolist()) == set(names.values())
     roi = nb.io.from_nifti(img, mask=atlas, stimulus=["x", "y", "z"], labels=names, reduce="mean")
     assert roi.dims == ("trial", "roi") and roi.roi.values.tolist() == [names[i] for i in range(1, 9)]
-    # reference: float64 closed form, and nilearn's NiftiLabelsMasker (which accumulates in float32)
+    # reference: float64 closed form, and nilearn's NiftiLabelsMasker (which computes our means)
     from nilearn.maskers import NiftiLabelsMasker
 
     lab = atlas.get_fdata()
     exact = np.stack([data[lab == i].astype(np.float64).mean(axis=0) for i in range(1, 9)], axis=1)
     np.testing.assert_allclose(roi.values, exact, rtol=1e-6)
     ref = NiftiLabelsMasker(labels_img=atlas, strategy="mean", standardize=None).fit_transform(img)
-    np.testing.assert_allclose(roi.values, ref, rtol=1e-3)
+    np.testing.assert_allclose(roi.values, ref, rtol=1e-6)
+    # centroids: the mean mm position of each ROI's voxels
+    ijk = np.argwhere(lab == 3)
+    np.testing.assert_allclose([roi.x[2], roi.y[2], roi.z[2]], nib.affines.apply_affine(atlas.affine, ijk).mean(0))
     np.testing.assert_array_equal(roi.n_voxels.values,
                                   [int((atlas.get_fdata() == i).sum()) for i in range(1, 9)])
     # and the groupby over the voxel-wise roi coord agrees
@@ -258,3 +262,95 @@ def test_atlas_bad_inputs_raise():
     assert roi.n_voxels.values.tolist() == [9, 9]
     with pytest.raises(SchemaError, match="ROI averages cannot be mapped back"):
         nb.io.to_nifti(roi)
+
+
+def test_masked_values_are_nilearns_apply_mask(example4d, mask_on_example):
+    """The voxel values are nilearn.masking.apply_mask's, in its order, for float32 and float64."""
+    from nilearn.masking import apply_mask
+
+    _, img = example4d
+    for dtype in (np.float32, np.float64):
+        ts = nb.io.from_nifti(img, mask=mask_on_example, tr=2.0, dtype=dtype)
+        ref = apply_mask(img, mask_on_example, dtype=dtype)
+        assert ts.dtype == dtype
+        np.testing.assert_array_equal(ts.values, ref)
+    keep = mask_on_example.get_fdata() > 0
+    np.testing.assert_array_equal(np.column_stack([ts.i, ts.j, ts.k]), np.argwhere(keep))
+
+
+def test_to_nifti_refuses_like_on_another_affine(example4d):
+    """Same shape, other voxel size: the data would be written with the wrong affine."""
+    path, img = example4d
+    ts = nb.io.from_nifti(path, tr=2.0).isel(voxel=slice(0, 500))
+    coarse = nib.Nifti1Image(np.zeros(img.shape[:3], np.float32), img.affine @ np.diag([1.5, 1.5, 1.5, 1.0]))
+    with pytest.raises(SchemaError, match=r"(?s)like= is on a different voxel grid than the data: like has shape "
+                                          r"\(128, 96, 24\), voxel size \(3.0, 3.0, 3.3\) mm.*the data .* voxel size "
+                                          r"\(2.0, 2.0, 2.2\) mm.*resample_to_img"):
+        nb.io.to_nifti(ts, like=coarse)
+    # without grid attrs, the voxels' x, y, z are compared with like's affine
+    bare = ts.copy()
+    bare.attrs = {"tr": 2.0}
+    with pytest.raises(SchemaError, match=r"(?s)like= is on a different voxel grid.*voxel \(i, j, k\) = \(0, 0, 1\).*"
+                                          r"499 of 500 voxels disagree.*resample_to_img"):
+        nb.io.to_nifti(bare, like=coarse)
+    # the grid the data came from is accepted, with or without attrs
+    for da in (ts, bare):
+        back = nb.io.to_nifti(da, like=img)
+        np.testing.assert_array_equal(back.affine, img.affine)
+        np.testing.assert_array_equal(back.get_fdata()[tuple(np.column_stack([ts.i, ts.j, ts.k]).T)],
+                                      ts.values.T)
+
+
+def test_duplicated_voxels_are_refused(example4d):
+    ts = nb.io.from_nifti(example4d[0], tr=2.0).isel(voxel=[0, 1, 1])
+    with pytest.raises(SchemaError, match=r"duplicated voxel indices \(i, j, k\) \[\(0, 0, 1\)\]"):
+        nb.io.to_nifti(ts)
+
+
+@pytest.fixture(scope="module")
+def single_slice(example4d):
+    """One axial slice of nibabel's example 4D image: nilearn's EPI mask of it is empty."""
+    _, img = example4d
+    return img.slicer[:, :, 10:11, :]
+
+
+def test_single_slice_masker_falls_back_to_varying_voxels(single_slice):
+    from nilearn.maskers import NiftiMasker
+
+    data = single_slice.get_fdata()
+    varying = data.std(axis=3) > 0
+    assert single_slice.shape == (128, 96, 1, 2) and 0 < varying.sum() < varying.size
+    with pytest.warns(UserWarning, match=r"(?s)from_nifti: no brain mask could be computed .*\(128, 96, 1, 2\).*"
+                                         rf"all {int(varying.sum())} non-constant voxels are used.*Pass mask="):
+        ts = nb.io.from_nifti(single_slice, mask=NiftiMasker(mask_strategy="epi", standardize=None), tr=2.0)
+    assert ts.sizes == {"time": 2, "voxel": int(varying.sum())}
+    np.testing.assert_array_equal(np.column_stack([ts.i, ts.j, ts.k]), np.argwhere(varying))
+    np.testing.assert_array_equal(ts.values, data[varying].T.astype(np.float32))
+    # an explicit mask is used as given, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explicit = nb.io.from_nifti(single_slice, mask=nib.Nifti1Image(varying.astype(np.uint8), single_slice.affine),
+                                    tr=2.0)
+    xr.testing.assert_identical(explicit.drop_attrs(), ts.drop_attrs())
+
+
+def test_automatic_mask_is_first_level_models_or_falls_back(example4d, single_slice):
+    """_automatic_mask (for trial_betas' mask=None) is the mask FirstLevelModel computes, or the fallback."""
+    from nilearn.glm.first_level import FirstLevelModel
+    from nilearn.masking import compute_multi_epi_mask
+
+    _, img = example4d
+    mask = nb.io._nifti._automatic_mask(img)
+    np.testing.assert_array_equal(mask.get_fdata(), compute_multi_epi_mask([img]).get_fdata())
+    import pandas as pd
+
+    events = pd.DataFrame({"onset": [0.0], "duration": [1.0], "trial_type": ["a"]})
+    with np.errstate(divide="ignore", invalid="ignore"):  # a 2-scan GLM: only its mask matters here
+        flm = FirstLevelModel(t_r=2.0, drift_model=None, noise_model="ols", minimize_memory=True).fit(img, events=events)
+    np.testing.assert_array_equal(mask.get_fdata(), flm.masker_.mask_img_.get_fdata())
+    with pytest.warns(UserWarning, match=r"trial_betas: no brain mask .*non-constant voxels.*Pass mask="):
+        fallback = nb.io._nifti._automatic_mask(single_slice)
+    np.testing.assert_array_equal(fallback.get_fdata() > 0, single_slice.get_fdata().std(axis=3) > 0)
+    constant = nib.Nifti1Image(np.ones((4, 4, 1, 3), np.float32), np.eye(4))
+    with pytest.raises(SchemaError, match=r"no voxel is non-constant; pass mask="):
+        nb.io._nifti._automatic_mask(constant)
