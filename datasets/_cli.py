@@ -70,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
 
             print(f"{card.name}: downloading with {card.fetcher} into {dataset_dir(card.name, args.data_dir)} ...",
                   file=out)
-            bundle = load(card.name, data_dir=args.data_dir, progress=not args.no_progress)
+            bundle = load(card.name, data_dir=args.data_dir, progress=False if args.no_progress else None)
             print(f"ok  {bundle!r}", file=out)
             return 0
-        paths = fetch(card.name, data_dir=args.data_dir, progress=not args.no_progress)
+        paths = fetch(card.name, data_dir=args.data_dir, progress=False if args.no_progress else None)
         for name, path in paths.items():
             print(f"ok  {name}  {path}", file=out)
         return 0

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from neurobridge.core import progress_enabled
+
 from ._cards import DatasetCard, DatasetFile, get_card
 
 __all__ = [
@@ -167,13 +169,13 @@ def _bad_checksum_error(card: DatasetCard, st: FileStatus) -> ChecksumError:
     )
 
 
-def _download(card: DatasetCard, f: DatasetFile, folder: Path, progress: bool) -> Path:
+def _download(card: DatasetCard, f: DatasetFile, folder: Path, progress: bool | None) -> Path:
     import pooch
 
     folder.mkdir(parents=True, exist_ok=True)
     known = f"sha256:{f.sha256}" if f.sha256 else None
     logger.info("downloading %s from %s to %s", f.name, f.url, folder)
-    path = pooch.retrieve(f.url, known_hash=known, fname=f.name, path=folder, progressbar=progress)
+    path = pooch.retrieve(f.url, known_hash=known, fname=f.name, path=folder, progressbar=progress_enabled(progress))
     if f.sha256 is None:
         logger.warning("%s: %s has no reference checksum on the card; downloaded file has SHA-256 %s",
                        card.name, f.name, sha256sum(path))
@@ -181,7 +183,7 @@ def _download(card: DatasetCard, f: DatasetFile, folder: Path, progress: bool) -
 
 
 def fetch(name: str, *, data_dir: str | os.PathLike | None = None, files: Sequence[str] | None = None,
-          download: bool = True, progress: bool = True) -> dict[str, Path]:
+          download: bool = True, progress: bool | None = None) -> dict[str, Path]:
     """Make sure the files of a dataset are present and intact; download missing ones.
 
     Files are looked up in ``<root>/<name>/`` (see :func:`data_root`). Present files are checked against
@@ -198,8 +200,9 @@ def fetch(name: str, *, data_dir: str | os.PathLike | None = None, files: Sequen
         Only these files (default all).
     download : bool
         If False, never download: missing files raise :class:`DatasetNotFoundError` at once.
-    progress : bool
-        Show a download progress bar.
+    progress : bool, optional
+        Download progress bar: ``True``/``False``; ``None`` (default) shows it when someone watches (a terminal
+        or Jupyter, ``TQDM_DISABLE`` unset; :func:`neurobridge.core.progress_enabled`).
 
     Returns
     -------

@@ -81,7 +81,7 @@ def _rdm(values, *, dims=(), coords=None, attrs=None) -> xr.DataArray:
     return rdm(values, stimulus=STIMULUS_IDS, dims=dims, coords=coords, metric="correlation", attrs=attrs)
 
 
-def load_kriegeskorte92(*, data_dir=None, download: bool = True, progress: bool = True) -> DatasetBundle:
+def load_kriegeskorte92(*, data_dir=None, download: bool = True, progress: bool | None = None) -> DatasetBundle:
     """Load the 92-image data: images, human-IT, monkey-IT, model and behavioural RDMs.
 
     Returns

@@ -93,7 +93,7 @@ def _from_io(evokeds, stimulus):
     return da
 
 
-def load_mne_sample_evoked(*, data_dir=None, download: bool = True, progress: bool = True, picks="data",
+def load_mne_sample_evoked(*, data_dir=None, download: bool = True, progress: bool | None = None, picks="data",
                            noise_cov: bool = False) -> DatasetBundle:
     """Load the 4-condition evoked MEG+EEG of the MNE 'sample' subject.
 

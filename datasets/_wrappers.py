@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from neurobridge.core import SchemaError, eeg_epochs, eeg_raw, fmri_responses, validate
+from neurobridge.core import (
+    SchemaError,
+    eeg_epochs,
+    eeg_raw,
+    fmri_responses,
+    progress_enabled,
+    validate,
+)
 
 from ._bundle import DatasetBundle
 from ._cards import get_card
@@ -107,7 +114,7 @@ def read_kiloword(path: str | os.PathLike) -> DatasetBundle:
     return DatasetBundle(name=card.name, card=card, brain={"eeg": da}, stimuli=stimuli)
 
 
-def load_kiloword(*, data_dir=None, download: bool = True, progress: bool = True) -> DatasetBundle:
+def load_kiloword(*, data_dir=None, download: bool = True, progress: bool | None = None) -> DatasetBundle:
     """Load the kiloword ERPs (960 words) via ``mne.datasets.kiloword``; see :func:`read_kiloword`."""
     import mne
 
@@ -192,7 +199,7 @@ def read_visual_92_categories(folder: str | os.PathLike, *, runs: Sequence[int] 
                                                             name="trigger")})
 
 
-def _k92_images_matching(labels_csv: pd.DataFrame, data_dir, download: bool, progress: bool):
+def _k92_images_matching(labels_csv: pd.DataFrame, data_dir, download: bool, progress: bool | None):
     """The kriegeskorte92 images if their labels agree with the csv, else None (with a warning)."""
     from ._fetch import fetch
     from ._kriegeskorte92 import read_stimuli
@@ -211,7 +218,7 @@ def _k92_images_matching(labels_csv: pd.DataFrame, data_dir, download: bool, pro
     return st.values[trig]
 
 
-def load_visual_92_categories(*, data_dir=None, download: bool = True, progress: bool = True,
+def load_visual_92_categories(*, data_dir=None, download: bool = True, progress: bool | None = None,
                               runs: Sequence[int] = (0, 1, 2, 3), tmin: float = -0.1, tmax: float = 0.5,
                               picks="meg", decim: int = 1, baseline=None, images: bool = True) -> DatasetBundle:
     """Load the 92-image MEG data via ``mne.datasets.visual_92_categories``, paired with the 92 images.
@@ -283,7 +290,7 @@ def read_mtrf(path: str | os.PathLike, *, decim: int = 1) -> DatasetBundle:
     return DatasetBundle(name=card.name, card=card, brain={"eeg": da}, stimuli=stimuli, extras=extras)
 
 
-def load_mtrf(*, data_dir=None, download: bool = True, progress: bool = True, decim: int = 1) -> DatasetBundle:
+def load_mtrf(*, data_dir=None, download: bool = True, progress: bool | None = None, decim: int = 1) -> DatasetBundle:
     """Load the mTRF speech EEG via ``mne.datasets.mtrf``; see :func:`read_mtrf`."""
     import mne
 
@@ -392,7 +399,7 @@ _HAXBY_MASKS = {"vt": "mask_vt", "face": "mask_face", "house": "mask_house", "fa
                 "house_little": "mask_house_little", "brain": "mask"}
 
 
-def load_haxby(*, data_dir=None, download: bool = True, progress: bool = True, subject: int = 2, mask: str = "vt",
+def load_haxby(*, data_dir=None, download: bool = True, progress: bool | None = None, subject: int = 2, mask: str = "vt",
                lag: int = 2, images: bool = True, image_size: tuple[int, int] | None = (128, 128)) -> DatasetBundle:
     """Load one subject of Haxby et al. (2001) via ``nilearn.datasets.fetch_haxby``; see :func:`read_haxby`.
 
@@ -488,7 +495,7 @@ def read_miyawaki2008(func: Sequence, label: Sequence, mask, *, shift: int = 2, 
     return DatasetBundle(name=card.name, card=card, brain={"responses": resp}, stimuli=stimuli)
 
 
-def load_miyawaki2008(*, data_dir=None, download: bool = True, progress: bool = True, runs: str = "all",
+def load_miyawaki2008(*, data_dir=None, download: bool = True, progress: bool | None = None, runs: str = "all",
                       shift: int = 2, standardize: bool = True) -> DatasetBundle:
     """Load Miyawaki et al. (2008) via ``nilearn.datasets.fetch_miyawaki2008``; see :func:`read_miyawaki2008`.
 
@@ -554,7 +561,7 @@ def osf_listing(node: str, *, api: str | None = None, max_depth: int = 2) -> dic
     return out
 
 
-def _osf_get(listing: dict[str, dict], name: str, folder: Path, progress: bool, node: str) -> Path:
+def _osf_get(listing: dict[str, dict], name: str, folder: Path, progress: bool | None, node: str) -> Path:
     import pooch
 
     target = folder / name
@@ -570,7 +577,7 @@ def _osf_get(listing: dict[str, dict], name: str, folder: Path, progress: bool, 
     known = f"sha256:{entry['sha256']}" if entry.get("sha256") else (f"md5:{entry['md5']}" if entry.get("md5") else None)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        path = pooch.retrieve(entry["url"], known_hash=known, fname=name, path=folder, progressbar=progress)
+        path = pooch.retrieve(entry["url"], known_hash=known, fname=name, path=folder, progressbar=progress_enabled(progress))
     except ValueError as err:
         if "hash" in str(err).lower():
             raise ChecksumError(f"things_eeg2: {name} downloaded from {entry['url']} does not match the checksum "
@@ -650,7 +657,7 @@ def read_things_eeg2(folder: str | os.PathLike, *, subject: int = 1, partition: 
     return DatasetBundle(name=card.name, card=card, brain={"eeg": da}, stimuli=stimuli)
 
 
-def load_things_eeg2(*, data_dir=None, download: bool = True, progress: bool = True, subject: int = 1,
+def load_things_eeg2(*, data_dir=None, download: bool = True, progress: bool | None = None, subject: int = 1,
                      partition: str = "test", load_images: bool | None = None,
                      image_size: tuple[int, int] | None = None) -> DatasetBundle:
     """Load THINGS-EEG2 preprocessed EEG of one subject from its public OSF projects; see :func:`read_things_eeg2`.

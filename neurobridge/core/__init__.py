@@ -37,12 +37,12 @@ from ._factories import (
 from ._optional import optional_import
 from ._progress import progress_bar, progress_enabled
 from ._schemas import SCHEMAS, SchemaError, validate
-from ._storage import load, save
+from ._storage import StoreError, load, save
 
 __all__ = [
     "Aligned", "align", "average_repetitions", "expand_to_trials", "stimulus_ids",
     "Config", "Workspace", "all_finite", "as_tensor", "config_context", "cpu_threads", "eigh_many", "get_config", "resolve_device", "resolve_dtype",
     "side_by_side",
     "activations", "eeg_epochs", "eeg_raw", "evoked", "fmri_responses", "fmri_timeseries", "rdm",
-    "optional_import", "progress_bar", "progress_enabled", "SCHEMAS", "SchemaError", "check_finite", "check_unique", "validate", "load", "save",
+    "optional_import", "progress_bar", "progress_enabled", "SCHEMAS", "SchemaError", "check_finite", "check_unique", "validate", "load", "save", "StoreError",
 ]

@@ -13,7 +13,15 @@ import xarray as xr
 from neurobridge.core import SchemaError, optional_import, progress_bar
 from neurobridge.core import fmri_responses as _fmri_responses
 
-from ._nifti import _grid, _grid_error, _header_tr, _same_grid, load_img, voxel_coords
+from ._nifti import (
+    _automatic_mask,
+    _grid,
+    _grid_error,
+    _header_tr,
+    _same_grid,
+    load_img,
+    voxel_coords,
+)
 
 __all__ = ["trial_betas"]
 
@@ -76,7 +84,9 @@ def trial_betas(
         Mumford et al. 2012): one GLM per trial, with the trial as one regressor and the other trials
         grouped by ``trial_type`` (or ``stimulus``).
     mask : path or nibabel image, optional
-        Brain mask on the BOLD grid; default: nilearn computes one from the data.
+        Brain mask on the BOLD grid. Default: the mask nilearn's ``FirstLevelModel`` computes from the data;
+        where that is empty (a single-slice or partial-coverage acquisition, e.g. shape ``(X, Y, 1, T)``),
+        every voxel that varies over time, with a ``UserWarning`` saying so. Pass ``mask=`` to choose.
     hrf_model, drift_model, high_pass, noise_model, signal_scaling, confounds, smoothing_fwhm
         Passed to ``FirstLevelModel`` / ``fit``. With nilearn's default ``signal_scaling=0`` the betas are in
         percent signal change; ``signal_scaling=False`` keeps the data's units.
@@ -122,7 +132,9 @@ def trial_betas(
         if tr is None:
             raise SchemaError("the BOLD header has no TR; pass tr=... in seconds")
     tr = float(tr)
-    if mask is not None:
+    if mask is None:
+        mask = _automatic_mask(img, "trial_betas")  # nilearn's EPI mask, or every non-constant voxel (warns)
+    else:
         mimg = load_img(mask)
         if not _same_grid(_grid(mimg), _grid(img)):
             raise _grid_error("mask", _grid(mimg), _grid(img),

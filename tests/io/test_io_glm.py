@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import neurobridge as nb
 from neurobridge.core import SchemaError
@@ -155,3 +156,17 @@ def test_lsa_matches_nilearn_contrasts(sim):
     for i in (0, 11, N_TRIALS - 1):
         ref = glm.masker_.transform(glm.compute_contrast(names[i], output_type="effect_size")).ravel()
         np.testing.assert_allclose(da.values[i], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_single_slice_bold_falls_back_to_varying_voxels():
+    """nilearn computes an empty mask for a single slice; trial_betas uses the varying voxels and says so."""
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(10, 10, 1, 40)) + 100).astype("float32")
+    data[:2] = 0
+    bold = nib.Nifti1Image(data, np.diag([3.0, 3.0, 3.0, 1.0]))
+    ev = pd.DataFrame({"onset": [4.0, 20.0, 40.0], "duration": 1.0, "trial_type": ["a", "b", "a"]})
+    with pytest.warns(UserWarning, match=r"trial_betas: no brain mask .*all 80 non-constant voxels.*Pass mask="):
+        betas = nb.io.trial_betas(bold, ev, tr=2.0, noise_model="ols")
+    assert betas.sizes == {"trial": 3, "voxel": 80}
+    mask = nib.Nifti1Image((data.std(axis=3) > 0).astype("uint8"), bold.affine)
+    xr.testing.assert_identical(betas, nb.io.trial_betas(bold, ev, tr=2.0, noise_model="ols", mask=mask))
