@@ -23,7 +23,19 @@ from ._preprocess import IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
 __all__ = ["MODELS", "load", "list_models", "register", "ModelSpecError", "ModelBuildError"]
 
 
-class ModelSpecError(ValueError):
+class _SpecError(Exception):
+    """Carries the spec as given and the reason without it, so a command line can say ``--model SPEC: REASON``."""
+
+    def __init__(self, spec: str, reason: str):
+        super().__init__(f"model spec {spec!r}: {reason}")
+        self.spec = spec
+        self.reason = reason
+
+    def __reduce__(self):
+        return type(self), (self.spec, self.reason)
+
+
+class ModelSpecError(_SpecError, ValueError):
     """A model spec names no model that can be loaded: an unknown name, a missing file, directory or function,
     or a Hugging Face id that is not in the local cache.
 
@@ -39,16 +51,8 @@ class ModelSpecError(ValueError):
     ("model spec 'no_such_net': unknown model", 'no_such_net')
     """
 
-    def __init__(self, spec: str, reason: str):
-        super().__init__(f"model spec {spec!r}: {reason}")
-        self.spec = spec
-        self.reason = reason
 
-    def __reduce__(self):
-        return type(self), (self.spec, self.reason)
-
-
-class ModelBuildError(RuntimeError):
+class ModelBuildError(_SpecError, RuntimeError):
     """The code behind a ``path/to/file.py:build_fn`` spec failed: importing the file or calling the function
     raised (the original exception is the ``__cause__``), or the function returned no model.
 
@@ -60,14 +64,6 @@ class ModelBuildError(RuntimeError):
     >>> ModelBuildError("net.py:build", "build() returned NoneType").spec
     'net.py:build'
     """
-
-    def __init__(self, spec: str, reason: str):
-        super().__init__(f"model spec {spec!r}: {reason}")
-        self.spec = spec
-        self.reason = reason
-
-    def __reduce__(self):
-        return type(self), (self.spec, self.reason)
 
 
 # the same errors, still instances of the built-in types raised before they existed
