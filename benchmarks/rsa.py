@@ -1,7 +1,11 @@
 """RSA speed benchmark against rsatoolbox (workloads S1-S3 of ../shared/BENCHMARKS.md).
 
 S1  time-resolved RSA: correlation RDMs at every time point, Spearman against a model RDM
-    (rsatoolbox: calc_rdm_movie + compare), plus a permutation null where nb.rsa provides one.
+    (rsatoolbox: calc_rdm_movie + compare), plus a permutation null where nb.rsa provides one. The RDM
+    rows time exactly what a user calls, ``nb.rsa.rdm(evoked)`` on the float64 (stimulus, channel, time)
+    DataArray, labelled result included: the default (float32, square (time, stimulus, stimulus2)),
+    ``condensed=True`` (time, pair) and ``dtype="float64"``, each with its peak RSS above the data and
+    imports, measured in a fresh process per tool (``--no-memory`` skips those runs).
 S2  crossnobis RDMs for many ROIs, conditions x runs (rsatoolbox: calc_rdm(method="crossnobis") per ROI).
 S3  volume searchlight with model comparison, 10,164 centres with 123-voxel spheres, 100 conditions
     (rsatoolbox: get_volume_searchlight + get_searchlight_RDMs + compare).
@@ -9,7 +13,8 @@ S3  volume searchlight with model comparison, 10,164 centres with 123-voxel sphe
 Protocol: same data and thread settings for both tools in one process; each tool is warmed up once,
 then the tools are interleaved (A B A B ...) for ``--repeats`` rounds; medians, min and max are
 reported with the ratio rsatoolbox / neurobridge, and every timed output is checked against
-rsatoolbox's (max absolute difference). Run ``python benchmarks/rsa.py --quick`` for a smoke run.
+rsatoolbox's (max absolute difference). Run ``python benchmarks/rsa.py --quick`` for a smoke run, and
+``python benchmarks/rsa.py --workloads S1 --repeats 5`` for the S1 numbers of the README.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ def interleave(tools: dict[str, Callable[[], object]], repeats: int, device: str
 
 def row(workload: str, step: str, times: dict, anchor: str, ours: str, diff: float, tol: float,
         flops: float | None = None, gemm: float | None = None) -> dict:
+    """One table row: ``times[anchor]`` against ``times[ours]`` (medians, min, max, ratio, agreement)."""
     ta, to = times[anchor], times[ours]
     med_a, med_o = statistics.median(ta), statistics.median(to)
     out = {
@@ -77,6 +83,7 @@ def row(workload: str, step: str, times: dict, anchor: str, ours: str, diff: flo
         "speedup": med_a / med_o, "max_abs_diff": diff, "agrees": bool(diff <= tol),
         "gflops": (flops / med_o / 1e9) if flops else float("nan"),
         "frac_gemm": (flops / med_o / 1e9 / gemm) if (flops and gemm) else float("nan"),
+        "rsatoolbox_peak_mib": float("nan"), "neurobridge_peak_mib": float("nan"),
     }
     print(f"  {workload} {step}: rsatoolbox {med_a:.3g} s, neurobridge {med_o:.3g} s, {med_a / med_o:.1f}x, "
           f"max diff {diff:.2g}", file=sys.stderr, flush=True)
@@ -84,12 +91,12 @@ def row(workload: str, step: str, times: dict, anchor: str, ours: str, diff: flo
 
 
 # ----------------------------------------------------------------------------------------- S1
-def s1(args, gemm32) -> list[dict]:
+def s1_data(quick: bool) -> dict:
+    """S1's evoked responses (float64, dims (stimulus, channel, time)) for both tools, and the model RDM."""
     from rsatoolbox.data import TemporalDataset
-    from rsatoolbox.rdm import RDMs, calc_rdm_movie
-    from rsatoolbox.rdm import compare as rsa_compare
+    from rsatoolbox.rdm import RDMs
 
-    n_stim, n_ch, n_t = (200, 32, 20) if args.quick else (1000, 64, 200)
+    n_stim, n_ch, n_t = (200, 32, 20) if quick else (1000, 64, 200)
     rng = np.random.default_rng(0)
     feats = rng.standard_normal((n_stim, 10))
     gain = np.sin(np.linspace(0, np.pi, n_t))
@@ -97,23 +104,120 @@ def s1(args, gemm32) -> list[dict]:
     times_s = np.arange(n_t) / 100.0
     model_vec = nb.rsa.condensed_tensor(torch.cdist(torch.as_tensor(feats[:, :5]), torch.as_tensor(feats[:, :5]))).numpy()
     stim = np.arange(n_stim)
-    ds = TemporalDataset(x, obs_descriptors={"stimulus": stim}, time_descriptors={"time": times_s})
-    model_rdms = RDMs(model_vec[None])
-    brain = nb.core.evoked(x, stimulus=stim, times=times_s)
-    model = nb.rsa.from_condensed(model_vec, stimulus=stim)
-    dev = args.device
-    xt = torch.as_tensor(x, dtype=torch.float32, device=dev).permute(2, 0, 1).contiguous()  # time x stim x ch
-    mv = torch.as_tensor(model_vec, dtype=torch.float32, device=dev)
+    return {"size": (n_stim, n_ch, n_t), "stim": stim, "model_vec": model_vec, "model_rdms": RDMs(model_vec[None]),
+            "ds": TemporalDataset(x, obs_descriptors={"stimulus": stim}, time_descriptors={"time": times_s}),
+            "brain": nb.core.evoked(x, stimulus=stim, times=times_s),
+            "model": nb.rsa.from_condensed(model_vec, stimulus=stim)}
 
-    state = {}
+
+def s1_rdm_tools(data: dict, dev: str, state: dict) -> dict[str, Callable[[], object]]:
+    """The RDM step of S1 as each tool's user calls it. Ours: ``nb.rsa.rdm`` on the float64 DataArray,
+    labelled result included (float32 by default; square, condensed, and float64 on request)."""
+    from rsatoolbox.rdm import calc_rdm_movie
 
     def rsa_rdms():
-        state["movie"] = calc_rdm_movie(ds, method="correlation", descriptor="stimulus")
+        state["movie"] = calc_rdm_movie(data["ds"], method="correlation", descriptor="stimulus")
         return state["movie"].dissimilarities
 
     def nb_rdms():
-        state["vec"] = nb.rsa.rdm_tensor(xt, "correlation", condensed=True)
-        return state["vec"]
+        with nb.config_context(device=dev):
+            return nb.rsa.rdm(data["brain"], metric="correlation")
+
+    def nb_rdms_condensed():
+        with nb.config_context(device=dev):
+            r = nb.rsa.rdm(data["brain"], metric="correlation", condensed=True)
+        state["vec"] = torch.as_tensor(r.values, device=dev)
+        return r
+
+    def nb_rdms_64():
+        with nb.config_context(device=dev):
+            return nb.rsa.rdm(data["brain"], metric="correlation", dtype="float64")
+
+    return {"rsatoolbox": rsa_rdms, "nb square": nb_rdms, "nb condensed": nb_rdms_condensed,
+            "nb square float64": nb_rdms_64}
+
+
+def _rss_mib(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def probe(spec: str, args) -> None:
+    """Child process of :func:`peak_memory`: build the data, reset the peak-RSS mark, run one call, print JSON."""
+    import json
+
+    workload, name = spec.split(":", 1)
+    assert workload == "s1", spec
+    data = s1_data(args.quick)
+    fn = s1_rdm_tools(data, args.device, {})[name]
+    before = _rss_mib("VmRSS")
+    try:  # Linux: "5" resets the peak-RSS mark (VmHWM) to the current RSS, so data building does not count
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        exact = True
+    except OSError:
+        exact = False
+    fn()
+    peak = _rss_mib("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cuda = torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else float("nan")
+    print(json.dumps({"before_mib": before if before is not None else float("nan"), "peak_mib": peak,
+                      "cuda_peak_mib": cuda}))
+
+
+def peak_memory(workload: str, name: str, args) -> dict:
+    """Peak RSS of one call of ``name`` in a fresh process (BENCHMARKS.md: tracemalloc is blind to torch)."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--probe", f"{workload}:{name}", "--device", args.device,
+           "--threads", str(args.threads), *(["--quick"] if args.quick else [])]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def s1(args, gemm32) -> list[dict]:
+    from rsatoolbox.rdm import calc_rdm_movie
+    from rsatoolbox.rdm import compare as rsa_compare
+
+    data = s1_data(args.quick)
+    n_stim, n_ch, n_t = data["size"]
+    stim, ds, brain, model, model_rdms = data["stim"], data["ds"], data["brain"], data["model"], data["model_rdms"]
+    dev = args.device
+    mv = torch.as_tensor(data["model_vec"], dtype=torch.float32, device=dev)
+    state = {}
+    tools = s1_rdm_tools(data, dev, state)
+
+    out = []
+    t, o = interleave(tools, args.repeats, dev)
+    ref = o["rsatoolbox"]
+    flops = 2.0 * n_t * n_stim * n_stim * n_ch
+    iu, ju = np.triu_indices(n_stim, k=1)
+    assert o["nb square"].dims == ("time", "stimulus", "stimulus2") and o["nb condensed"].dims == ("time", "pair")
+    # tolerances: float32 distances (1 - r of unit-norm float32 patterns) carry ~1e-6 of rounding, float64 ~1e-14
+    checks = {"nb square": (o["nb square"].values[:, iu, ju], 1e-5, "float32 (default), square"),
+              "nb condensed": (o["nb condensed"].values, 1e-5, "float32, condensed=True")}
+    checks["nb square float64"] = (o["nb square float64"].values[:, iu, ju], 1e-10, 'dtype="float64", square')
+    del o
+    mem = {}
+    if not args.no_memory:
+        mem = {name: peak_memory("s1", name, args) for name in tools}
+    for name, (vals, tol, what) in checks.items():
+        diff = float(np.abs(vals - ref).max())
+        r = row("S1", f"nb.rsa.rdm, float64 DataArray {n_stim}x{n_ch}x{n_t} correlation, {what}", t, "rsatoolbox",
+                name, diff, tol, flops, gemm32)
+        if mem:
+            r["rsatoolbox_peak_mib"] = mem["rsatoolbox"]["peak_mib"] - mem["rsatoolbox"]["before_mib"]
+            r["neurobridge_peak_mib"] = mem[name]["peak_mib"] - mem[name]["before_mib"]
+            print(f"    peak RSS above data + imports (fresh process): rsatoolbox {r['rsatoolbox_peak_mib']:.0f} MiB, "
+                  f"neurobridge {r['neurobridge_peak_mib']:.0f} MiB", file=sys.stderr, flush=True)
+        out.append(r)
+    del checks
 
     def rsa_spear():
         return rsa_compare(model_rdms, state["movie"], method="spearman")[0]
@@ -129,12 +233,6 @@ def s1(args, gemm32) -> list[dict]:
         with nb.config_context(device=dev):
             return nb.rsa.time_resolved_rsa(brain, model, method="spearman", progress=False).values
 
-    out = []
-    t, o = interleave({"rsatoolbox": rsa_rdms, "neurobridge": nb_rdms}, args.repeats, dev)
-    diff = float(np.abs(o["neurobridge"].cpu().numpy() - o["rsatoolbox"]).max())
-    flops = 2.0 * n_t * n_stim * n_stim * n_ch
-    out.append(row("S1", f"correlation RDMs {n_stim}x{n_ch}x{n_t}", t, "rsatoolbox", "neurobridge", diff, 1e-4,
-                   flops, gemm32))
     t, o = interleave({"rsatoolbox": rsa_spear, "neurobridge": nb_spear}, args.repeats, dev)
     diff = float(np.abs(o["neurobridge"].cpu().numpy() - o["rsatoolbox"]).max())
     out.append(row("S1", "Spearman vs model", t, "rsatoolbox", "neurobridge", diff, 1e-4))
@@ -266,11 +364,17 @@ def main(argv=None) -> int:
     ap.add_argument("--no-permutations", action="store_true", help="skip the S1 permutation null")
     ap.add_argument("--no-total", action="store_true", help="skip S1's labelled end-to-end pair (RDMs + Spearman)")
     ap.add_argument("--s2-rois", type=int, default=50, help="ROIs in S2 (time is linear in it for both tools)")
+    ap.add_argument("--no-memory", action="store_true",
+                    help="skip S1's peak-memory runs (one fresh process per tool and configuration)")
+    ap.add_argument("--probe", help=argparse.SUPPRESS)  # internal: one peak-memory measurement (see peak_memory)
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
     limits = threadpool_limits(args.threads)
+    if args.probe:
+        probe(args.probe, args)
+        return 0
     gemm32 = gemm_rate(torch.float32, args.device)
     gemm64 = gemm_rate(torch.float64, args.device)
     from importlib.metadata import version
@@ -284,7 +388,8 @@ def main(argv=None) -> int:
         rows += fns[w.strip()](args, gemm32)  # each row is also printed to stderr as it finishes
     del limits
     cols = ["workload", "step", "rsatoolbox_median_s", "neurobridge_median_s", "speedup", "max_abs_diff", "agrees",
-            "gflops", "frac_gemm", "rsatoolbox_min_s", "rsatoolbox_max_s", "neurobridge_min_s", "neurobridge_max_s"]
+            "gflops", "frac_gemm", "rsatoolbox_peak_mib", "neurobridge_peak_mib", "rsatoolbox_min_s",
+            "rsatoolbox_max_s", "neurobridge_min_s", "neurobridge_max_s"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:

@@ -2,4 +2,5 @@
 
 from neurobridge.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing this module (doctest collection, pkgutil) must not run the CLI
+    raise SystemExit(main())

@@ -14,6 +14,11 @@ distances from inner products), against ~70 us for numpy's SIMD sort of packed i
 scatter and a GEMM. Rows are split over threads (the kernels release the
 GIL). Imported lazily: importing numba costs a fraction of a second, and the kernels compile on first use
 (cached on disk afterwards).
+
+:func:`distances_from_gram` is the finishing pass of ``_rdm.rdm_tensor`` on the CPU: distances from the
+inner products of one GEMM, symmetrised and written in place (square RDMs) or into condensed vectors, in
+64 x 64 tiles so that the transposed reads stay in L1. On 200 RDMs of 1000 stimuli (float32, 2 threads)
+it takes ~0.15 s, where the torch expression ``0.5 * (d + d.mT)`` took ~3.5 s (strided reads of 800 MB).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numba
 import numpy as np
 import torch
 
-__all__ = ["rank_dot_rows", "rank_dot_matrices", "max_pairs"]
+__all__ = ["rank_dot_rows", "rank_dot_matrices", "max_pairs", "distances_from_gram"]
 
 _DIGIT_BITS = 11
 """Bits per radix pass: two passes sort up to 22 value bits with 2048-entry histograms (L1-resident)."""
@@ -304,3 +309,98 @@ def rank_dot_matrices(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, 
     _split(pn.shape[0], threads, lambda pb, ab, bb, ob: _matrices_kernel(pb, ab, bb, euclidean, w, spearman, ob),
            pn, an, bn, out)
     return torch.from_numpy(out).to(p.dtype)
+
+
+# --------------------------------------------------------------------- distances from inner products
+_TILE = 64
+"""Rows per task and columns per tile of :func:`_distance_tasks`: a 64 x 64 tile and its transpose
+(16 KiB each in float32) stay in L1 while both are read."""
+
+
+@numba.njit(nogil=True, cache=True)
+def _distance_tasks(k, diag, scale, one_minus, tasks, cond, bad):
+    """Distances of the row blocks ``tasks[s] = (b, i0, i1)`` of the (B, n, n) inner products ``k``.
+
+    ``one_minus``: ``d_ij = 1 - (k_ij + k_ji) / 2``; else ``d_ij = (k_ii + k_jj - k_ij - k_ji) * scale[b]``
+    (``diag`` holds the k_ii, read before any are overwritten). Each pair i < j is read and written by the
+    task owning row i only, so tasks can run in any order, on any thread. ``cond`` of shape (B, n_pairs)
+    receives the condensed vectors (``pdist`` order); with zero rows, ``k`` itself becomes the symmetric
+    square RDMs with an exact zero diagonal. ``bad[s]`` is 0 unless a distance of task ``s`` is NaN or
+    inf (it accumulates ``d * 0``)."""
+    n = k.shape[1]
+    square = cond.shape[0] == 0
+    one = k.dtype.type(1.0)
+    half = k.dtype.type(0.5)
+    zero = k.dtype.type(0.0)
+    for s in range(tasks.shape[0]):
+        b = tasks[s, 0]
+        i0 = tasks[s, 1]
+        i1 = tasks[s, 2]
+        kb = k[b]
+        db = diag[b]
+        f = k.dtype.type(scale[b])
+        acc = zero
+        for j0 in range(i0, n, _TILE):
+            j1 = min(j0 + _TILE, n)
+            for i in range(i0, min(i1, j1)):
+                js = max(j0, i + 1)
+                di = db[i]
+                if square:
+                    for j in range(js, j1):
+                        if one_minus:
+                            v = one - half * (kb[i, j] + kb[j, i])
+                        else:
+                            v = (di + db[j] - kb[i, j] - kb[j, i]) * f
+                        kb[i, j] = v
+                        kb[j, i] = v
+                        acc += v * zero
+                else:
+                    off = i * n - (i * (i + 1)) // 2 - i - 1  # cond[b, off + j] is pair (i, j)
+                    cb = cond[b]
+                    for j in range(js, j1):
+                        if one_minus:
+                            v = one - half * (kb[i, j] + kb[j, i])
+                        else:
+                            v = (di + db[j] - kb[i, j] - kb[j, i]) * f
+                        cb[off + j] = v
+                        acc += v * zero
+        if square:
+            for i in range(i0, i1):
+                kb[i, i] = zero
+        bad[s] = acc
+
+
+def distances_from_gram(k: np.ndarray, scale: np.ndarray, one_minus: bool, cond: np.ndarray | None = None, *,
+                        threads: int | None = None) -> bool:
+    """RDMs from inner products ``k`` (B, n, n), C-contiguous float32/float64, over threads.
+
+    ``one_minus``: ``1 - (k_ij + k_ji) / 2`` (correlation, cosine on unit-norm patterns); else
+    ``(k_ii + k_jj - k_ij - k_ji) * scale[b]`` (euclidean, mahalanobis, crossnobis, poisson; ``scale`` (B,)
+    is 1 / n_features). With ``cond`` (B, n_pairs) the condensed vectors go there and ``k`` is left as it
+    is; without, ``k`` is overwritten by the symmetric square RDMs (exact zero diagonal). Returns whether
+    every distance is finite.
+
+    Examples
+    --------
+    >>> k = np.array([[[1.0, 0.5], [0.3, 1.0]]])  # inner products of two unit-norm patterns
+    >>> distances_from_gram(k, np.ones(1), True), k[0].tolist()
+    (True, [[0.0, 0.6], [0.6, 0.0]])
+    """
+    n_b, n, _ = k.shape
+    diag = np.ascontiguousarray(np.diagonal(k, axis1=1, axis2=2))
+    starts = np.arange(0, n, _TILE)
+    tasks = np.empty((n_b * len(starts), 3), np.int64)
+    tasks[:, 0] = np.repeat(np.arange(n_b), len(starts))
+    tasks[:, 1] = np.tile(starts, n_b)
+    tasks[:, 2] = np.minimum(tasks[:, 1] + _TILE, n)
+    bad = np.zeros(len(tasks), k.dtype)
+    c = cond if cond is not None else np.empty((0, 0), k.dtype)
+    scale = np.ascontiguousarray(np.broadcast_to(np.asarray(scale, np.float64), (n_b,)))
+    n_workers = max(1, min(threads or torch.get_num_threads(), len(tasks)))
+    if n_workers == 1:
+        _distance_tasks(k, diag, scale, one_minus, tasks, c, bad)
+    else:  # interleaved tasks: rows near the top of a matrix hold more pairs than those near the bottom
+        with ThreadPoolExecutor(n_workers) as pool:
+            list(pool.map(lambda w: _distance_tasks(k, diag, scale, one_minus, tasks[w::n_workers], c,
+                                                    bad[w::n_workers]), range(n_workers)))
+    return bool((bad == 0).all())

@@ -10,6 +10,7 @@ symmetrised KL divergence of Poisson rates (with rsatoolbox's prior), divided by
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from neurobridge.core import SchemaError, all_finite, as_tensor, validate
+from neurobridge.core import SchemaError, all_finite, as_tensor, check_finite, validate
 from neurobridge.core._schemas import ATTR_TYPES
 
 from ._compare import n_from_pairs
@@ -70,27 +71,110 @@ def square_tensor(vectors: torch.Tensor, diagonal: float = 0.0) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------- torch kernels
-def _from_kernel(k: torch.Tensor, kind: str, n_feat, condensed: bool) -> torch.Tensor:
-    """Distances from inner products ``k`` (..., n, n).
+_GRAM_CHUNK_BYTES = 64 * 2**20
+"""Square scratch of the condensed CPU path of :func:`rdm_tensor`: the GEMMs run this many bytes of inner
+products (at least one matrix) at a time, each block turned into condensed vectors before the next."""
 
-    ``kind``: ``"one_minus"`` (``1 - k``), ``"sym"`` (``k_ii + k_jj - 2 k_ij``) or ``"asym"``
+
+_COMPILED_MIN_ENTRIES = 1 << 20
+"""Fewer square entries than this (e.g. one 1000 x 1000 RDM) and the torch expressions run on the CPU too:
+they take milliseconds there, less than importing numba and loading the compiled kernel (~0.5 s, once per
+process)."""
+
+
+def _compiled_path(*ts, entries: int) -> bool:
+    """Whether the CPU finishing kernel (``_rank_kernels.distances_from_gram``) takes these tensors: CPU,
+    float32/float64, no autograd, at least :data:`_COMPILED_MIN_ENTRIES` square entries. Otherwise the torch
+    expressions run (GPU, gradients, other dtypes, small RDMs)."""
+    return entries >= _COMPILED_MIN_ENTRIES and all(
+        t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+        and not (t.requires_grad and torch.is_grad_enabled()) for t in ts)
+
+
+def _scale_array(n_feat, batch: tuple[int, ...], kind: str) -> np.ndarray:
+    """``1 / n_feat`` per flattened batch element (ones for ``one_minus``)."""
+    if kind == "one_minus":
+        return np.ones(max(1, int(np.prod(batch))))
+    if isinstance(n_feat, torch.Tensor):
+        nf = n_feat.detach().to("cpu", torch.float64).reshape(n_feat.shape[:-2]).expand(batch).reshape(-1).numpy()
+        return 1.0 / nf
+    return np.full(max(1, int(np.prod(batch))), 1.0 / float(n_feat))
+
+
+def _gram_distances(a: torch.Tensor, b: torch.Tensor, kind: str, n_feat, condensed: bool,
+                    finite: list | None = None) -> torch.Tensor:
+    """Distances from the inner products ``a @ b^T`` (..., n, n), see :func:`_from_kernel`.
+
+    On the CPU (:func:`_compiled_path`) one batched GEMM writes straight into the result buffer and the
+    compiled pass turns it into distances in place (square), or the GEMMs fill a reused scratch block of
+    :data:`_GRAM_CHUNK_BYTES` at a time that the pass condenses into the result: no (..., n, n) temporaries.
+    ``finite`` (a list) receives whether every distance is finite, so callers need no second pass.
+    """
+    batch = tuple(torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    n, p = a.shape[-2], a.shape[-1]
+    if not _compiled_path(a, b, entries=math.prod(batch) * n * n):
+        out = _from_kernel(a @ b.transpose(-1, -2), kind, n_feat, condensed)
+        if finite is not None:
+            finite.append(None)
+        return out
+    from ._rank_kernels import distances_from_gram
+
+    a3 = a.expand(*batch, n, p).reshape(-1, n, p)
+    b3 = b.expand(*batch, n, p).reshape(-1, n, p).transpose(-1, -2)
+    n_b = a3.shape[0]
+    scale = _scale_array(n_feat, batch, kind)
+    np_dtype = np.float32 if a.dtype == torch.float32 else np.float64
+    chunk = max(1, min(n_b, _GRAM_CHUNK_BYTES // max(1, n * n * a.element_size()))) if condensed else max(1, n_b)
+    n_pairs = n * (n - 1) // 2
+    out = np.empty((n_b, n_pairs) if condensed else (n_b, n, n), np_dtype)
+    scratch = torch.empty((chunk, n, n), dtype=a.dtype) if condensed else None
+    ok = True
+    for c0 in range(0, n_b, chunk):
+        c1 = min(n_b, c0 + chunk)
+        k = scratch[: c1 - c0] if condensed else torch.from_numpy(out[c0:c1])
+        torch.bmm(a3[c0:c1], b3[c0:c1], out=k)
+        ok &= distances_from_gram(k.numpy(), scale[c0:c1], kind == "one_minus", out[c0:c1] if condensed else None)
+    if finite is not None:
+        finite.append(ok)
+    return torch.from_numpy(out).reshape(*batch, *out.shape[1:])
+
+
+def _from_kernel(k: torch.Tensor, kind: str, n_feat, condensed: bool) -> torch.Tensor:
+    """Distances from inner products ``k`` (..., n, n), which may be overwritten.
+
+    ``kind``: ``"one_minus"`` (``1 - (k_ij + k_ji) / 2``), ``"sym"`` (``k_ii + k_jj - 2 k_ij``) or ``"asym"``
     (``k_ii + k_jj - k_ij - k_ji``), divided by ``n_feat`` (a number or a (..., 1, 1) tensor). The
     condensed form is taken from the upper triangle without building the square result.
     """
     n = k.shape[-1]
+    if _compiled_path(k, entries=k.numel()) and not (
+            isinstance(n_feat, torch.Tensor) and not _compiled_path(n_feat, entries=k.numel())):
+        from ._rank_kernels import distances_from_gram
+
+        batch = tuple(k.shape[:-2])
+        k3 = k.reshape(-1, n, n).contiguous()
+        scale = _scale_array(n_feat, batch, kind)
+        if condensed:
+            out = np.empty((k3.shape[0], n * (n - 1) // 2), np.float32 if k.dtype == torch.float32 else np.float64)
+            distances_from_gram(k3.numpy(), scale, kind == "one_minus", out)
+            return torch.from_numpy(out).reshape(*batch, out.shape[-1])
+        distances_from_gram(k3.numpy(), scale, kind == "one_minus")
+        return k3.reshape(k.shape)
     if condensed:
         i, j = torch.triu_indices(n, n, offset=1, device=k.device)
         kf = k.reshape(*k.shape[:-2], n * n)
         kij = kf.index_select(-1, i * n + j)
         if kind == "one_minus":
-            return kij.neg_().add_(1.0)
+            return kij.add_(kf.index_select(-1, j * n + i)).mul_(-0.5).add_(1.0)
         d = torch.diagonal(k, dim1=-2, dim2=-1).contiguous()
         out = d.index_select(-1, i).add_(d.index_select(-1, j))
         out.sub_(kij)
         out.sub_(kij if kind == "sym" else kf.index_select(-1, j * n + i))
         return out.div_(n_feat[..., 0] if isinstance(n_feat, torch.Tensor) else n_feat)
-    if kind == "one_minus":
-        return _finish(1.0 - k)
+    if kind == "one_minus":  # the same float operations as the condensed form and the compiled pass
+        d = (k + k.transpose(-1, -2)).mul_(-0.5).add_(1.0)
+        d.diagonal(dim1=-2, dim2=-1).zero_()
+        return d
     d = torch.diagonal(k, dim1=-2, dim2=-1)
     return _finish((d[..., :, None] + d[..., None, :] - k - k.transpose(-1, -2)) / n_feat)
 
@@ -117,7 +201,11 @@ def rdm_tensor(
     valid: torch.Tensor | None = None, remove_mean: bool = False, prior_lambda: float = 1.0,
     prior_weight: float = 0.1, condensed: bool = False,
 ) -> torch.Tensor:
-    """Square RDMs of patterns, batched over leading axes (one GEMM per batch).
+    """Square RDMs of patterns, batched over leading axes (one batched GEMM).
+
+    On the CPU (float32/float64, no autograd) the GEMM writes straight into the result and a compiled pass
+    forms the symmetric distances in place (``condensed``: a few matrices of scratch at a time, condensed
+    by the same pass); elsewhere (GPU, gradients) torch does every step.
 
     Parameters
     ----------
@@ -147,6 +235,14 @@ def rdm_tensor(
     >>> rdm_tensor(x, "euclidean")[0].round(decimals=12).tolist()
     [0.0, 1.0, 2.0]
     """
+    return _rdm_tensor(x, metric, precision=precision, valid=valid, remove_mean=remove_mean,
+                       prior_lambda=prior_lambda, prior_weight=prior_weight, condensed=condensed)
+
+
+def _rdm_tensor(x, metric, *, precision=None, valid=None, remove_mean=False, prior_lambda=1.0, prior_weight=0.1,
+                condensed=False, finite: list | None = None) -> torch.Tensor:
+    """:func:`rdm_tensor`; ``finite`` (a list) receives whether every distance is finite (``None``: not
+    known without a pass over the result)."""
     if metric not in RDM_METRICS or metric == "crossnobis":
         raise ValueError(f"rdm_tensor: unknown metric {metric!r}; expected one of "
                          f"{[m for m in RDM_METRICS if m != 'crossnobis']} (crossnobis: crossnobis_tensor)")
@@ -167,7 +263,7 @@ def rdm_tensor(
                              f"{'variance' if metric == 'correlation' else 'norm'} across features; "
                              "drop constant patterns or use metric='euclidean'")
         xn = x / norm
-        return _from_kernel(xn @ xn.transpose(-1, -2), "one_minus", n_feat, condensed)
+        return _gram_distances(xn, xn, "one_minus", n_feat, condensed, finite)
     if metric in ("euclidean", "mahalanobis"):
         if remove_mean:
             x = x - x.sum(-1, keepdim=True) / n_feat
@@ -176,8 +272,7 @@ def rdm_tensor(
         # distances ignore a vector shared by all patterns: without it, a large baseline (raw BOLD ~1000)
         # cancels catastrophically in k_ii + k_jj - 2 k_ij (float32 maps off by percent)
         x = x - x.mean(-2, keepdim=True)
-        k = _apply_precision(x, precision) @ x.transpose(-1, -2)
-        return _from_kernel(k, "sym", n_feat, condensed)
+        return _gram_distances(_apply_precision(x, precision), x, "sym", n_feat, condensed, finite)
     # poisson
     m = (x + prior_lambda * prior_weight) / (1 + prior_weight)
     if bool((m <= 0).any()):
@@ -186,8 +281,7 @@ def rdm_tensor(
     logm = torch.log(m)
     if valid is not None:
         m, logm = m * valid[..., None, :], logm * valid[..., None, :]
-    k = m @ logm.transpose(-1, -2)
-    return _from_kernel(k, "asym", n_feat, condensed)
+    return _gram_distances(m, logm, "asym", n_feat, condensed, finite)
 
 
 def crossnobis_tensor(
@@ -460,11 +554,20 @@ def _group_sum(t: torch.Tensor, codes: torch.Tensor, n_groups: int) -> torch.Ten
     return out.movedim(0, -2).contiguous()
 
 
-def _to_tensor(da: xr.DataArray, order: Sequence[Hashable], dtype, device) -> torch.Tensor:
+_RDM_FINITE_FIX = ("an RDM needs every pattern complete: drop the stimuli or channels that hold them "
+                   "(da.dropna('stimulus'), da.dropna('channel')), interpolate them (da.interpolate_na(...)), "
+                   "or mark bad channels")
+
+
+def _to_tensor(da: xr.DataArray, order: Sequence[Hashable], dtype, device, name: str = "rdm: the data",
+               original: xr.DataArray | None = None) -> torch.Tensor:
+    """``da`` transposed to ``order`` as a tensor, checked finite: a fast check on the tensor, then, for the
+    message, the labelled one on ``original`` (the user's DataArray, default ``da``), naming the dims."""
     t = _as_t(da.transpose(*order), dtype=dtype, device=device)
     if not all_finite(t):
-        raise SchemaError("rdm: the data contain NaN or inf; drop or interpolate them first "
-                          "(e.g. da.dropna(...), da.interpolate_na(...), or mark bad channels)")
+        check_finite(da if original is None else original, name, fix=_RDM_FINITE_FIX)
+        check_finite(t, name + f" (as {t.dtype})", fix="the values exceed the range of the computation dtype: "
+                     "pass dtype='float64' or rescale the data")
     return t
 
 
@@ -498,7 +601,7 @@ def _noise_precision(noise, *, feats: list[str], lead: list[Hashable], residuals
             obs = [d for d in residuals.dims if d not in feats and d not in keep]
             r = residuals.stack(_obs=obs) if obs else residuals.expand_dims("_obs")
             r = r.stack(_feat=feats) if len(feats) > 1 else r.rename({feats[0]: "_feat"})
-            rt = _to_tensor(r, [*keep, "_obs", "_feat"], dtype, device)
+            rt = _to_tensor(r, [*keep, "_obs", "_feat"], dtype, device, name="residuals")
             # broadcast over the data's lead dims the residuals do not have
             idx = [lead.index(d) for d in keep]
             cov = noise_covariance_tensor(rt, noise, dof)
@@ -525,13 +628,24 @@ def rdm(
     da: xr.DataArray, *, sample_dim: str = "stimulus", feature_dim: str | Sequence[str] | None = None,
     metric: str = "correlation", cv_dim: str | None = None, noise=None, residuals: xr.DataArray | None = None,
     dof: float | None = None, remove_mean: bool = False, prior_lambda: float = 1.0, prior_weight: float = 0.1,
-    dtype: str | torch.dtype | None = None, device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None, device: str | torch.device | None = None, condensed: bool = False,
 ) -> xr.DataArray:
-    """Representational dissimilarity matrices, dims ``(..., stimulus, stimulus2)``.
+    """Representational dissimilarity matrices, dims ``(..., stimulus, stimulus2)`` (or ``(..., pair)``).
 
     Every dim that is neither the sample dim (or the trial dim it labels), a feature dim nor ``cv_dim``
     (``time``, ``layer``, ``subject``, ``roi``...) is broadcast: one RDM per element, computed in one
     batched torch call on the input's device (``nb.config_context(device=...)`` for numpy data).
+
+    Speed and memory: the work is one GEMM per RDM; beyond it, the cost is writing the result. Square RDMs
+    hold every distance twice: 200 time points x 1000 stimuli are 800 MB in float32 (the default, also
+    for float64 data) and 1.6 GB with ``dtype="float64"``. ``condensed=True`` returns the upper triangles
+    only (half the memory; what :func:`compare` and the inference functions take anyway), with square
+    scratch for a few RDMs at a time. On the CPU the GEMM writes straight into the returned array and a
+    compiled pass forms the symmetric distances in place (loaded once per process, ~0.5 s; RDMs with fewer
+    than a million entries in all skip it). Measured on that case (``benchmarks/rsa.py`` S1: float64 data,
+    correlation, 2 threads, same process): rsatoolbox ``calc_rdm_movie`` 8.7-11 s; the default 0.39-0.52 s
+    (17-28x; peak RSS 1.0 GB above the data, rsatoolbox's 1.6 GB), ``condensed=True`` 0.5-0.8 s (0.7 GB),
+    ``dtype="float64"`` 1.3-1.9 s (1.9 GB).
 
     Parameters
     ----------
@@ -563,12 +677,18 @@ def rdm(
     prior_lambda, prior_weight : float
         Prior for ``poisson`` (rsatoolbox's defaults).
     dtype, device : optional
-        Computation dtype (float32 default, float64 on request) and device.
+        Computation and result dtype (float32 by default, whatever the data's dtype: distances agree with
+        float64 ones to ~1e-6 for correlation; ``"float64"`` on request) and device.
+    condensed : bool
+        Return condensed vectors, dims ``(*broadcast_dims, "pair")`` in ``pdist`` order (i < j, row-major)
+        with the coordinates ``stimulus`` and ``stimulus2`` on ``pair``, exactly
+        ``nb.rsa.to_condensed(nb.rsa.rdm(da))`` without the square intermediate.
 
     Returns
     -------
     xr.DataArray
-        Dims ``(*broadcast_dims, "stimulus", "stimulus2")``; attrs ``metric`` (+ the input's attrs).
+        Dims ``(*broadcast_dims, "stimulus", "stimulus2")`` (symmetric, exact zero diagonal), or
+        ``(*broadcast_dims, "pair")`` with ``condensed=True``; attrs ``metric`` (+ the input's attrs).
 
     Examples
     --------
@@ -576,6 +696,9 @@ def rdm(
     >>> acts = nb.core.activations(np.random.rand(4, 10), stimulus=list("abcd"))
     >>> nb.rsa.rdm(acts, metric="euclidean").dims
     ('stimulus', 'stimulus2')
+    >>> v = nb.rsa.rdm(acts, metric="euclidean", condensed=True)
+    >>> v.dims, v.sizes["pair"], v["stimulus2"].values[:3].tolist()
+    (('pair',), 6, ['b', 'c', 'd'])
     """
     if not isinstance(da, xr.DataArray):
         raise SchemaError(f"rdm expects an xr.DataArray, got {type(da).__name__}; build one with nb.core.activations / "
@@ -596,7 +719,8 @@ def rdm(
         raise SchemaError(f"rdm: need at least 2 distinct stimuli, found {n_stim}")
     x = da.stack(_feat=feats) if len(feats) > 1 else da.rename({feats[0]: "_feat"})
     order = [*lead, *([fold_dim] if fold_dim else []), obs_dim, "_feat"]
-    t = _to_tensor(x.drop_vars([c for c in x.coords if c in ("_feat",)], errors="ignore"), order, dtype, device)
+    t = _to_tensor(x.drop_vars([c for c in x.coords if c in ("_feat",)], errors="ignore"), order, dtype, device,
+                   original=da)
     codes = torch.as_tensor(pd.Index(uniques).get_indexer(labels), device=t.device)
     counts_s = torch.bincount(codes, minlength=n_stim)
     repeated = bool((counts_s > 1).any())
@@ -613,7 +737,8 @@ def rdm(
         precision = _noise_precision(noise, feats=feats, lead=lead, residuals=residuals, dof=dof,
                                      data_resid=data_resid, data_dof=dof if dof is not None else data_dof,
                                      dtype=dtype, device=t.device, n_features=t.shape[-1])
-        out = crossnobis_tensor(sums, counts, precision=precision, remove_mean=remove_mean)
+        out = crossnobis_tensor(sums, counts, precision=precision, remove_mean=remove_mean, condensed=condensed)
+        finite = [None]
     else:
         if repeated:
             sums = _group_sum(t, codes, n_stim)
@@ -631,17 +756,27 @@ def rdm(
                                          dtype=dtype, device=t.device, n_features=t.shape[-1])
         else:
             precision = None
-        out = rdm_tensor(means, metric, precision=precision, remove_mean=remove_mean,
-                         prior_lambda=prior_lambda, prior_weight=prior_weight)
+        finite = []
+        out = _rdm_tensor(means, metric, precision=precision, remove_mean=remove_mean, prior_lambda=prior_lambda,
+                          prior_weight=prior_weight, condensed=condensed, finite=finite)
     coords = _lead_coords(da, lead)
-    coords["stimulus"] = uniques
-    coords["stimulus2"] = uniques.copy()
+    if condensed:
+        i, j = np.triu_indices(n_stim, k=1)
+        coords["stimulus"] = ("pair", uniques[i])
+        coords["stimulus2"] = ("pair", uniques[j])
+    else:
+        coords["stimulus"] = uniques
+        coords["stimulus2"] = uniques.copy()
     attrs = _clean_attrs(da.attrs)
     attrs["metric"] = metric
     if cv_dim is not None:
         attrs["cv_dim"] = cv_dim
-    result = xr.DataArray(out.detach().cpu().numpy(), dims=(*lead, "stimulus", "stimulus2"), coords=coords, attrs=attrs)
-    return validate(result, "rdm")
+    # one DataArray around the result buffer (no copy on the CPU)
+    result = xr.DataArray(out.detach().cpu().numpy(), dims=(*lead, *(("pair",) if condensed else ("stimulus", "stimulus2"))),
+                          coords=coords, attrs=attrs)
+    if finite[0] is not True:  # finite data can still overflow (float32 inner products of huge values)
+        check_finite(result, "rdm: the distances", fix="compute in float64 (dtype='float64') or rescale the data")
+    return result if condensed else validate(result, "rdm", check_values=False)
 
 
 def noise_covariance(residuals: xr.DataArray, *, feature_dim: str | None = None, method: str = "shrinkage_diag",

@@ -223,3 +223,114 @@ def test_rdm_float32_with_a_large_baseline(metric):
     out = nb.rsa.to_condensed(nb.rsa.rdm(da, metric=metric, dtype="float32")).values
     ref = pdist(x, "sqeuclidean") / 50 if metric == "euclidean" else pdist(x, "correlation")
     np.testing.assert_allclose(out, ref, rtol=2e-3 if metric == "correlation" else 1e-4)
+
+
+# ------------------------------------------------------- time-resolved RDMs: float64 path, condensed form
+@pytest.fixture(params=["compiled", "torch"])
+def rdm_path(request, monkeypatch):
+    """Run a test through the CPU's compiled finishing pass (forced for small RDMs) and through the torch
+    expressions (what small RDMs, autograd and GPUs use)."""
+    import neurobridge.rsa._rdm as rdm_module
+
+    monkeypatch.setattr(rdm_module, "_COMPILED_MIN_ENTRIES", 0 if request.param == "compiled" else 1 << 62)
+    return request.param
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 1), (9, 5, 4), (70, 12, 3), (131, 20, 2)])
+def test_time_resolved_rdm_matches_rsatoolbox_movie_square_and_condensed(shape, rdm_path):
+    """nb.rsa.rdm on a float64 (stimulus, channel, time) DataArray equals rsatoolbox's calc_rdm_movie: float64 on
+    request (1e-12), the float32 default (1e-5), and condensed=True, which is exactly to_condensed of the square
+    result. Sizes span one and several 64-row tiles of the compiled finishing pass."""
+    from rsatoolbox.data import TemporalDataset
+    from rsatoolbox.rdm import calc_rdm_movie
+
+    n_stim, n_ch, n_t = shape
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(shape) + 3.0 * rng.standard_normal((n_stim, n_ch, 1))  # patterns correlated in time
+    stim = np.array([f"s{i:03d}" for i in range(n_stim)])
+    times = np.arange(n_t) / 100.0
+    ref = calc_rdm_movie(TemporalDataset(x, obs_descriptors={"stimulus": stim}, time_descriptors={"time": times}),
+                         method="correlation", descriptor="stimulus").dissimilarities
+    brain = nb.core.evoked(x, stimulus=stim, times=times, sfreq=100.0)
+    assert brain.dims == ("stimulus", "channel", "time") and brain.dtype == np.float64
+    iu, ju = np.triu_indices(n_stim, k=1)
+    sq64 = nb.rsa.rdm(brain, dtype="float64")
+    assert sq64.dims == ("time", "stimulus", "stimulus2") and sq64.dtype == np.float64
+    np.testing.assert_allclose(sq64.values[:, iu, ju], ref, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(sq64.values, sq64.values.transpose(0, 2, 1))  # exactly symmetric
+    assert not sq64.values[:, np.arange(n_stim), np.arange(n_stim)].any()  # exact zero diagonal
+    np.testing.assert_array_equal(sq64["time"].values, times)
+    sq32 = nb.rsa.rdm(brain)  # the default: float32, also for float64 data
+    assert sq32.dtype == np.float32
+    np.testing.assert_allclose(sq32.values[:, iu, ju], ref, atol=1e-5, rtol=0)
+    for dtype, sq in (("float64", sq64), (None, sq32)):
+        v = nb.rsa.rdm(brain, dtype=dtype, condensed=True)
+        assert v.dims == ("time", "pair") and v.dtype == sq.dtype
+        xr.testing.assert_identical(v, nb.rsa.to_condensed(sq))  # values, stimulus/stimulus2 on pair, time, attrs
+        xr.testing.assert_identical(nb.rsa.from_condensed(v), sq)
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "mahalanobis", "poisson", "crossnobis"])
+def test_rdm_condensed_option_matches_scipy_and_square(metric, rdm_path):
+    """condensed=True for every metric, with repeated trials and a broadcast dim, against the float64 closed form
+    (scipy pdist on the stimulus means) and the square result."""
+    rng = np.random.default_rng(11)
+    n_stim, n_rep, n_feat, n_sub = 8, 3, 6, 2
+    x = rng.poisson(6.0, size=(n_sub, n_stim * n_rep, n_feat)).astype(float) + 0.5
+    stim = np.tile(np.arange(n_stim), n_rep)
+    da = xr.DataArray(x, dims=("subject", "trial", "voxel"),
+                      coords={"subject": ["a", "b"], "trial": np.arange(n_stim * n_rep), "stimulus": ("trial", stim)})
+    sq = nb.rsa.rdm(da, metric=metric, dtype="float64")
+    v = nb.rsa.rdm(da, metric=metric, dtype="float64", condensed=True)
+    assert v.dims == ("subject", "pair") and list(v["subject"].values) == ["a", "b"]
+    np.testing.assert_allclose(v.values, nb.rsa.to_condensed(sq).values, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(v["stimulus"].values, nb.rsa.to_condensed(sq)["stimulus"].values)
+    if metric == "crossnobis":
+        return  # compared with rsatoolbox in the tests above
+    means = np.stack([x[:, stim == s].mean(1) for s in range(n_stim)], 1)  # subject x stimulus x voxel
+    for s in range(n_sub):
+        m = means[s]
+        if metric == "poisson":
+            r = (m + 0.1) / 1.1  # rsatoolbox's prior: lambda = 1, weight = 0.1
+            ref = np.array([(r[i] - r[j]) @ (np.log(r[i]) - np.log(r[j])) / n_feat
+                            for i in range(n_stim) for j in range(i + 1, n_stim)])
+        elif metric in ("euclidean", "mahalanobis"):
+            ref = pdist(m, "sqeuclidean") / n_feat
+        else:
+            ref = pdist(m, metric)
+        np.testing.assert_allclose(v.values[s], ref, atol=1e-12, rtol=0, err_msg=metric)
+
+
+@pytest.mark.parametrize("condensed", [False, True])
+@pytest.mark.parametrize("metric", ["correlation", "euclidean", "poisson"])
+def test_rdm_tensor_compiled_pass_equals_torch_path(metric, condensed, monkeypatch):
+    """The CPU path (GEMM into the result + compiled finishing pass) gives what the torch expressions give (the
+    path taken under autograd and on GPUs), batched and with padding masks."""
+    import neurobridge.rsa._rdm as rdm_module
+
+    monkeypatch.setattr(rdm_module, "_COMPILED_MIN_ENTRIES", 0)
+    rng = np.random.default_rng(12)
+    x = torch.as_tensor(rng.poisson(4.0, size=(3, 2, 67, 9)).astype(float) + 0.1)
+    valid = torch.as_tensor(rng.random((3, 2, 9)) > 0.2)
+    for kw in ({}, {"valid": valid}):
+        fast = nb.rsa.rdm_tensor(x, metric, condensed=condensed, **kw)
+        ref = nb.rsa.rdm_tensor(x.clone().requires_grad_(), metric, condensed=condensed, **kw)
+        assert ref.requires_grad and not fast.requires_grad
+        np.testing.assert_allclose(fast.numpy(), ref.detach().numpy(), atol=1e-12, rtol=0)
+
+
+def test_rdm_nan_and_overflow_errors_name_the_problem_and_fix(rdm_path):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((5, 4, 3))
+    brain = nb.core.evoked(x, stimulus=list("abcde"), times=np.arange(3) / 10).copy()
+    brain.values[1, 2, 0] = np.nan
+    with pytest.raises(nb.core.SchemaError, match=r"1 non-finite value.*stimulus=1, channel=2, time=0.*dropna"):
+        nb.rsa.rdm(brain)
+    # finite float64 data whose float32 inner products overflow: the distances are NaN, and the error says so
+    big = nb.core.activations(rng.standard_normal((5, 4)) * 1e25, stimulus=list("abcde"))
+    with pytest.raises(nb.core.SchemaError, match="distances.*dtype='float64'"):
+        nb.rsa.rdm(big, metric="euclidean")
+    with pytest.raises(nb.core.SchemaError, match="distances.*dtype='float64'"):
+        nb.rsa.rdm(big, metric="euclidean", condensed=True)
+    out = nb.rsa.rdm(big, metric="euclidean", dtype="float64")
+    assert np.isfinite(out.values).all()
