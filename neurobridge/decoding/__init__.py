@@ -1,3 +1,41 @@
-"""neurobridge.decoding."""
+"""Decoding: brain -> labels or values, at every time point, and across time points.
 
-__all__: list[str] = []
+What is here
+------------
+* :func:`sliding` -- time-resolved decoding: one cross-validated decoder per point of ``dim`` (the labelled
+  ``cross_val_multiscore(SlidingEstimator(...))`` of MNE), for M/EEG ``(trial, channel, time)``, fMRI
+  ``(trial, voxel)`` (``dim=None``) and activations ``(stimulus, unit)``; labels (accuracy, balanced
+  accuracy, ROC AUC one-vs-rest) or continuous targets / embeddings (R2, Pearson r).
+* :func:`generalizing` -- temporal generalisation, train at ``time`` and test at ``time2``.
+* :func:`patterns` -- Haufe et al. (2014) activation patterns of the linear decoders, labelled
+  ``(channel, time)``.
+* A batched torch path for the linear decoders ``"ridge"`` (``RidgeClassifier`` / ``Ridge``) and ``"lda"``
+  (shrinkage LDA, Ledoit-Wolf, ``solver="lsqr"``): every time point and fold in one batched closed-form solve,
+  every ``(time, time2)`` prediction in batched GEMMs, scores reduced in torch, on CPU or GPU, with the
+  predictions of scikit-learn on each time point. Any other scikit-learn estimator or Pipeline runs on the
+  generic path (per fold and time point, on threads sharing the data).
+* Folds as scikit-learn/MNE make them (``StratifiedKFold`` for labels), any splitter or ``groups=``; chance
+  levels from the label distribution in the result's attrs.
+
+Not yet (issue 12)
+------------------
+Logistic regression on the batched path (it runs on the generic path), alpha selection for the batched
+ridge (a fixed alpha per call today), permutation and cluster inference on the score curves (use
+:mod:`neurobridge.stats` on the ``keep_folds`` output by hand for now), group-level tests, retrieval decoding
+(top-k, rank, 2-vs-2) and the contrastive decoder, searchlight/ROI maps, the decoding benchmark kind of
+``neurobridge benchmark``, topomap/brain-map plotting of patterns, and the tutorial.
+
+Examples
+--------
+>>> import numpy as np, neurobridge as nb
+>>> rng = np.random.default_rng(0)
+>>> y = np.repeat(["face", "house"], 20)
+>>> X = rng.normal(size=(40, 6, 3)); X[y == "face", 1, 1:] += 4.0
+>>> nb.decoding.sliding(nb.core.eeg_epochs(X, stimulus=y, sfreq=100.0), y).round(1).values.tolist()
+[0.6, 0.9, 1.0]
+"""
+
+from ._api import generalizing, patterns, sliding
+from ._scoring import chance_level
+
+__all__ = ["sliding", "generalizing", "patterns", "chance_level"]

@@ -719,8 +719,8 @@ def rdm(
         raise SchemaError(f"rdm: need at least 2 distinct stimuli, found {n_stim}")
     x = da.stack(_feat=feats) if len(feats) > 1 else da.rename({feats[0]: "_feat"})
     order = [*lead, *([fold_dim] if fold_dim else []), obs_dim, "_feat"]
-    t = _to_tensor(x.drop_vars([c for c in x.coords if c in ("_feat",)], errors="ignore"), order, dtype, device,
-                   original=da)
+    feat_coords = [c for c in x.coords if "_feat" in x[c].dims]  # the stacked index and its levels, together
+    t = _to_tensor(x.drop_vars(feat_coords), order, dtype, device, original=da)
     codes = torch.as_tensor(pd.Index(uniques).get_indexer(labels), device=t.device)
     counts_s = torch.bincount(codes, minlength=n_stim)
     repeated = bool((counts_s > 1).any())
