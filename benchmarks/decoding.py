@@ -1,0 +1,201 @@
+"""Decoding benchmarks against MNE's decoding module (time-resolved and generalising linear decoders).
+
+D1  time-resolved decoding, M/EEG epochs 400 trials x 64 channels x 200 times, 2 classes, 5 stratified folds:
+      ``cross_val_multiscore(SlidingEstimator(est), X, y, cv)`` of MNE against ``nb.decoding.sliding`` with the
+      same folds, for ``RidgeClassifier(alpha=1)`` ("ridge") and shrinkage LDA (``solver="lsqr",
+      shrinkage="auto"``, "lda"); scores ROC AUC (MNE's usual choice) and accuracy.
+D2  temporal generalisation on the same data (100 times in the full run): ``GeneralizingEstimator`` against
+      ``nb.decoding.generalizing``, ridge, ROC AUC.
+
+Protocol (../shared/BENCHMARKS.md): same data, folds and thread settings in one process; each tool warmed up
+once, then interleaved for ``--repeats`` rounds; medians, min and max, and the ratio MNE / neurobridge. Every
+timed output is checked against MNE's (max absolute score difference; float64 on our side for the check).
+Peak RSS of a fresh process per tool is reported with ``--memory``.
+
+Usage: python benchmarks/decoding.py [--quick] [--device cpu|cuda] [--threads N] [--repeats N] [--out f.csv]
+                                     [--memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+import neurobridge as nb
+
+
+def make_data(n_trials: int, n_ch: int, n_t: int, seed: int = 0):
+    """Smooth correlated noise with a class effect that rises and falls over time (like an evoked component)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n_trials) % 2
+    rng.shuffle(y)
+    mix = rng.standard_normal((n_ch, n_ch)) / np.sqrt(n_ch)
+    noise = rng.standard_normal((n_trials, n_ch, n_t))
+    kernel = np.hanning(9) / np.hanning(9).sum()
+    noise = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), 2, noise)
+    X = np.einsum("ij,njt->nit", mix, noise)
+    pattern = rng.standard_normal(n_ch)
+    envelope = np.exp(-0.5 * ((np.arange(n_t) - n_t / 2) / (n_t / 8)) ** 2)
+    X += 0.15 * (2 * y - 1)[:, None, None] * pattern[None, :, None] * envelope[None, None, :]
+    return X, y
+
+
+def estimators():
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.linear_model import RidgeClassifier
+
+    return {"ridge": lambda: RidgeClassifier(alpha=1.0),
+            "lda": lambda: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")}
+
+
+def interleave(tools: dict, repeats: int, device: str) -> tuple[dict, dict]:
+    """Warm up each tool, then run them interleaved; returns timings and the last outputs."""
+    outputs = {name: fn() for name, fn in tools.items()}
+    times: dict[str, list[float]] = {name: [] for name in tools}
+    for _ in range(repeats):
+        for name, fn in tools.items():
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            outputs[name] = fn()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t)
+    return times, outputs
+
+
+def tools_for(workload: str, est: str, scoring: str, X, y, epochs, cv, device: str) -> dict:
+    from mne.decoding import GeneralizingEstimator, SlidingEstimator, cross_val_multiscore
+
+    make = estimators()[est]
+    mne_scoring = "roc_auc" if scoring == "roc_auc" else "accuracy"
+    if workload == "D1":
+        def mne_run():
+            return cross_val_multiscore(SlidingEstimator(make(), scoring=mne_scoring, verbose=False), X, y, cv=cv,
+                                        verbose=False).mean(0)
+
+        def nb_run():
+            return nb.decoding.sliding(epochs, y, estimator=est, cv=cv, scoring=scoring, device=device,
+                                       progress=False).values
+    else:
+        def mne_run():
+            return cross_val_multiscore(GeneralizingEstimator(make(), scoring=mne_scoring, verbose=False), X, y,
+                                        cv=cv, verbose=False).mean(0)
+
+        def nb_run():
+            return nb.decoding.generalizing(epochs, y, estimator=est, cv=cv, scoring=scoring, device=device,
+                                            progress=False).values
+    return {"mne": mne_run, "neurobridge": nb_run}
+
+
+def cases(quick: bool) -> list[tuple[str, str, str, tuple[int, int, int]]]:
+    d1 = (120, 16, 20) if quick else (400, 64, 200)
+    d2 = (120, 16, 12) if quick else (400, 64, 100)
+    return [("D1", "ridge", "roc_auc", d1), ("D1", "ridge", "accuracy", d1), ("D1", "lda", "roc_auc", d1),
+            ("D2", "ridge", "roc_auc", d2), ("D2", "lda", "roc_auc", d2)]
+
+
+def setup(size, device):
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = make_data(*size)
+    epochs = nb.core.eeg_epochs(X, stimulus=[f"t{i}" for i in range(len(X))], sfreq=100.0)
+    return X, y, epochs, StratifiedKFold(5)
+
+
+def probe(spec: str, args) -> None:
+    """Child process of :func:`peak_memory`: one call of one tool, peak RSS above the data, as JSON."""
+    workload, est, scoring, tool = spec.split(":")
+    size = next(c[3] for c in cases(args.quick) if c[:3] == (workload, est, scoring))
+    X, y, epochs, cv = setup(size, args.device)
+    fn = tools_for(workload, est, scoring, X, y, epochs, cv, args.device)[tool]
+    with open("/proc/self/status") as fh:
+        before = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+    with open("/proc/self/clear_refs", "w") as fh:  # reset the peak mark: data building does not count
+        fh.write("5")
+    fn()
+    with open("/proc/self/status") as fh:
+        peak = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+    print(json.dumps({"peak_above_data_mib": peak - before}))
+
+
+def peak_memory(spec: str, args) -> float:
+    cmd = [sys.executable, __file__, "--probe", spec, "--device", args.device, "--threads", str(args.threads),
+           *(["--quick"] if args.quick else [])]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])["peak_above_data_mib"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (seconds), for smoke runs")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--memory", action="store_true", help="peak RSS per tool, each in a fresh process")
+    ap.add_argument("--out", help="also write the table as CSV here")
+    ap.add_argument("--probe", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    limits = threadpool_limits(args.threads)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    if args.probe:
+        probe(args.probe, args)
+        return 0
+    from importlib.metadata import version
+
+    print(f"# decoding benchmark ({'quick' if args.quick else 'full'}): torch {torch.__version__} on {args.device}, "
+          f"mne {version('mne')}, scikit-learn {version('scikit-learn')}, threads torch={args.threads} "
+          f"blas={args.threads}; repeats={args.repeats} interleaved", flush=True)
+    rows = []
+    for workload, est, scoring, size in cases(args.quick):
+        X, y, epochs, cv = setup(size, args.device)
+        t, o = interleave(tools_for(workload, est, scoring, X, y, epochs, cv, args.device), args.repeats,
+                          args.device)
+        with nb.config_context(dtype="float64"):  # the agreement check in float64: our default is float32
+            ours64 = tools_for(workload, est, scoring, X, y, epochs, cv, args.device)["neurobridge"]()
+        diff32 = float(np.abs(np.asarray(o["neurobridge"]) - o["mne"]).max())
+        diff64 = float(np.abs(np.asarray(ours64) - o["mne"]).max())
+        med_m, med_n = statistics.median(t["mne"]), statistics.median(t["neurobridge"])
+        r = {"workload": workload, "estimator": est, "scoring": scoring, "size": "x".join(map(str, size)),
+             "mne_median_s": med_m, "neurobridge_median_s": med_n, "speedup": med_m / med_n,
+             "max_abs_diff_float32": diff32, "max_abs_diff_float64": diff64, "agrees": diff64 < 1e-6,
+             "mne_min_s": min(t["mne"]), "mne_max_s": max(t["mne"]), "neurobridge_min_s": min(t["neurobridge"]),
+             "neurobridge_max_s": max(t["neurobridge"])}
+        if args.memory:
+            spec = f"{workload}:{est}:{scoring}"
+            r["mne_peak_mib"] = peak_memory(spec + ":mne", args)
+            r["neurobridge_peak_mib"] = peak_memory(spec + ":neurobridge", args)
+        print(f"  {workload} {est} {scoring} {r['size']}: mne {med_m:.3g} s, neurobridge {med_n:.3g} s, "
+              f"{med_m / med_n:.1f}x, max diff {diff64:.2g} (float64) / {diff32:.2g} (float32 default)"
+              + ("" if r["agrees"] else "  <-- DISAGREES"), file=sys.stderr, flush=True)
+        rows.append(r)
+    del limits
+    cols = list(rows[0])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    print(f"\npeak RSS of this process (both tools): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if args.out:
+        with open(args.out, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows(rows)
+    return 0 if all(r["agrees"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
