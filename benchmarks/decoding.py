@@ -1,11 +1,13 @@
-"""Decoding benchmarks against MNE's decoding module (time-resolved and generalising linear decoders).
+"""Decoding benchmarks against MNE's decoding module (workload D1 of issue 12).
 
-D1  time-resolved decoding, M/EEG epochs 400 trials x 64 channels x 200 times, 2 classes, 5 stratified folds:
-      ``cross_val_multiscore(SlidingEstimator(est), X, y, cv)`` of MNE against ``nb.decoding.sliding`` with the
-      same folds, for ``RidgeClassifier(alpha=1)`` ("ridge") and shrinkage LDA (``solver="lsqr",
-      shrinkage="auto"``, "lda"); scores ROC AUC (MNE's usual choice) and accuracy.
-D2  temporal generalisation on the same data (100 times in the full run): ``GeneralizingEstimator`` against
-      ``nb.decoding.generalizing``, ridge, ROC AUC.
+D1  M/EEG epochs, 1000 trials x 64 channels x 500 times, 4 classes, 5 stratified folds, accuracy:
+      sliding: ``cross_val_multiscore(SlidingEstimator(est, n_jobs=2), X, y, cv)`` of MNE against
+      ``nb.decoding.sliding`` with the same folds, for ``RidgeClassifier(alpha=1)`` ("ridge"), shrinkage LDA
+      (``solver="lsqr", shrinkage="auto"``, "lda") and ``LogisticRegression(C=1)`` (our generic path: the
+      batched logistic solver is not built yet);
+      generalizing: ``GeneralizingEstimator(est, n_jobs=2)`` against ``nb.decoding.generalizing``, ridge and
+      LDA, on the first ``--gen-times`` time points (default all 500).
+D2  retrieval decoding (issue 12): not built yet.
 
 Protocol (../shared/BENCHMARKS.md): same data, folds and thread settings in one process; each tool warmed up
 once, then interleaved for ``--repeats`` rounds; medians, min and max, and the ratio MNE / neurobridge. Every
@@ -34,28 +36,29 @@ import torch
 import neurobridge as nb
 
 
-def make_data(n_trials: int, n_ch: int, n_t: int, seed: int = 0):
-    """Smooth correlated noise with a class effect that rises and falls over time (like an evoked component)."""
+def make_data(n_trials: int, n_ch: int, n_t: int, n_classes: int = 4, seed: int = 0):
+    """Smooth correlated noise with class effects that rise and fall over time (like an evoked component)."""
     rng = np.random.default_rng(seed)
-    y = np.arange(n_trials) % 2
+    y = np.arange(n_trials) % n_classes
     rng.shuffle(y)
     mix = rng.standard_normal((n_ch, n_ch)) / np.sqrt(n_ch)
     noise = rng.standard_normal((n_trials, n_ch, n_t))
     kernel = np.hanning(9) / np.hanning(9).sum()
     noise = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), 2, noise)
     X = np.einsum("ij,njt->nit", mix, noise)
-    pattern = rng.standard_normal(n_ch)
+    patterns = rng.standard_normal((n_classes, n_ch))
     envelope = np.exp(-0.5 * ((np.arange(n_t) - n_t / 2) / (n_t / 8)) ** 2)
-    X += 0.15 * (2 * y - 1)[:, None, None] * pattern[None, :, None] * envelope[None, None, :]
+    X += 0.15 * patterns[y][:, :, None] * envelope[None, None, :]
     return X, y
 
 
 def estimators():
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-    from sklearn.linear_model import RidgeClassifier
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
 
     return {"ridge": lambda: RidgeClassifier(alpha=1.0),
-            "lda": lambda: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")}
+            "lda": lambda: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
+            "logistic": lambda: LogisticRegression(C=1.0, max_iter=1000)}
 
 
 def interleave(tools: dict, repeats: int, device: str) -> tuple[dict, dict]:
@@ -78,31 +81,34 @@ def tools_for(workload: str, est: str, scoring: str, X, y, epochs, cv, device: s
     from mne.decoding import GeneralizingEstimator, SlidingEstimator, cross_val_multiscore
 
     make = estimators()[est]
+    ours = make() if est == "logistic" else est  # ridge / lda: the batched path; logistic: the generic one
     mne_scoring = "roc_auc" if scoring == "roc_auc" else "accuracy"
-    if workload == "D1":
+    if workload == "sliding":
         def mne_run():
-            return cross_val_multiscore(SlidingEstimator(make(), scoring=mne_scoring, verbose=False), X, y, cv=cv,
+            return cross_val_multiscore(SlidingEstimator(make(), scoring=mne_scoring, n_jobs=2, verbose=False), X, y, cv=cv,
                                         verbose=False).mean(0)
 
         def nb_run():
-            return nb.decoding.sliding(epochs, y, estimator=est, cv=cv, scoring=scoring, device=device,
+            return nb.decoding.sliding(epochs, y, estimator=ours, cv=cv, scoring=scoring, device=device,
                                        progress=False).values
     else:
         def mne_run():
-            return cross_val_multiscore(GeneralizingEstimator(make(), scoring=mne_scoring, verbose=False), X, y,
+            return cross_val_multiscore(GeneralizingEstimator(make(), scoring=mne_scoring, n_jobs=2,
+                                                                      verbose=False), X, y,
                                         cv=cv, verbose=False).mean(0)
 
         def nb_run():
-            return nb.decoding.generalizing(epochs, y, estimator=est, cv=cv, scoring=scoring, device=device,
+            return nb.decoding.generalizing(epochs, y, estimator=ours, cv=cv, scoring=scoring, device=device,
                                             progress=False).values
     return {"mne": mne_run, "neurobridge": nb_run}
 
 
-def cases(quick: bool) -> list[tuple[str, str, str, tuple[int, int, int]]]:
-    d1 = (120, 16, 20) if quick else (400, 64, 200)
-    d2 = (120, 16, 12) if quick else (400, 64, 100)
-    return [("D1", "ridge", "roc_auc", d1), ("D1", "ridge", "accuracy", d1), ("D1", "lda", "roc_auc", d1),
-            ("D2", "ridge", "roc_auc", d2), ("D2", "lda", "roc_auc", d2)]
+def cases(quick: bool, gen_times: int = 500) -> list[tuple[str, str, str, tuple[int, int, int]]]:
+    d1 = (120, 16, 20) if quick else (1000, 64, 500)
+    gen = (120, 16, 12) if quick else (1000, 64, gen_times)
+    return [("sliding", "ridge", "accuracy", d1), ("sliding", "lda", "accuracy", d1),
+            ("sliding", "logistic", "accuracy", d1), ("generalizing", "ridge", "accuracy", gen),
+            ("generalizing", "lda", "accuracy", gen)]
 
 
 def setup(size, device):
@@ -116,7 +122,7 @@ def setup(size, device):
 def probe(spec: str, args) -> None:
     """Child process of :func:`peak_memory`: one call of one tool, peak RSS above the data, as JSON."""
     workload, est, scoring, tool = spec.split(":")
-    size = next(c[3] for c in cases(args.quick) if c[:3] == (workload, est, scoring))
+    size = next(c[3] for c in cases(args.quick, args.gen_times) if c[:3] == (workload, est, scoring))
     X, y, epochs, cv = setup(size, args.device)
     fn = tools_for(workload, est, scoring, X, y, epochs, cv, args.device)[tool]
     with open("/proc/self/status") as fh:
@@ -131,7 +137,7 @@ def probe(spec: str, args) -> None:
 
 def peak_memory(spec: str, args) -> float:
     cmd = [sys.executable, __file__, "--probe", spec, "--device", args.device, "--threads", str(args.threads),
-           *(["--quick"] if args.quick else [])]
+           "--gen-times", str(args.gen_times), *(["--quick"] if args.quick else [])]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])["peak_above_data_mib"]
 
@@ -142,6 +148,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--gen-times", type=int, default=500, help="time points of the generalizing rows")
+    ap.add_argument("--only", help="comma-separated estimators to run (ridge,lda,logistic)")
     ap.add_argument("--memory", action="store_true", help="peak RSS per tool, each in a fresh process")
     ap.add_argument("--out", help="also write the table as CSV here")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
@@ -160,7 +168,10 @@ def main(argv=None) -> int:
           f"mne {version('mne')}, scikit-learn {version('scikit-learn')}, threads torch={args.threads} "
           f"blas={args.threads}; repeats={args.repeats} interleaved", flush=True)
     rows = []
-    for workload, est, scoring, size in cases(args.quick):
+    only = set(args.only.split(",")) if args.only else None
+    for workload, est, scoring, size in cases(args.quick, args.gen_times):
+        if only and est not in only:
+            continue
         X, y, epochs, cv = setup(size, args.device)
         t, o = interleave(tools_for(workload, est, scoring, X, y, epochs, cv, args.device), args.repeats,
                           args.device)

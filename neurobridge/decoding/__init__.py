@@ -9,6 +9,14 @@ What is here
 * :func:`generalizing` -- temporal generalisation, train at ``time`` and test at ``time2``.
 * :func:`patterns` -- Haufe et al. (2014) activation patterns of the linear decoders, labelled
   ``(channel, time)``.
+* :func:`retrieval` -- zero-shot retrieval decoding (brain -> model embedding): cross-validated ridge with
+  alpha by inner CV, held-out predictions scored by top-k, rank and 2-vs-2 accuracy (Mitchell et al. 2008)
+  among candidate stimuli; :func:`retrieval_scores` scores any decoder's predictions the same way.
+* :func:`permutation_test` -- label permutations that follow the design (all samples, whole stimuli, or within
+  runs), the cross-validated decoder rerun on each, family-wise corrected over ``time`` or ``(time, time2)``
+  by cluster mass and by the maximum statistic; :func:`group_test` -- sign flips of subjects' curves,
+  cluster-corrected (calibrated: 3-7% family-wise false positives at alpha 0.05 on smooth and few-stimuli
+  nulls, ``tests/decoding/test_inference.py``).
 * A batched torch path for the linear decoders ``"ridge"`` (``RidgeClassifier`` / ``Ridge``) and ``"lda"``
   (shrinkage LDA, Ledoit-Wolf, ``solver="lsqr"``): every time point and fold in one batched closed-form solve,
   every ``(time, time2)`` prediction in batched GEMMs, scores reduced in torch, on CPU or GPU, with the
@@ -20,10 +28,9 @@ What is here
 Not yet (issue 12)
 ------------------
 Logistic regression on the batched path (it runs on the generic path), alpha selection for the batched
-ridge (a fixed alpha per call today), permutation and cluster inference on the score curves (use
-:mod:`neurobridge.stats` on the ``keep_folds`` output by hand for now), group-level tests, retrieval decoding
-(top-k, rank, 2-vs-2) and the contrastive decoder, searchlight/ROI maps, the decoding benchmark kind of
-``neurobridge benchmark``, topomap/brain-map plotting of patterns, and the tutorial.
+ridge (a fixed alpha per call today), the contrastive decoder, searchlight/ROI maps, the decoding benchmark kind
+of ``neurobridge benchmark``, and nilearn brain maps of patterns (topomaps: ``mne.EvokedArray`` of the
+patterns, as ``tutorials/07_decoding.ipynb`` shows).
 
 Examples
 --------
@@ -36,6 +43,9 @@ Examples
 """
 
 from ._api import generalizing, patterns, sliding
+from ._inference import group_test, permutation_test
+from ._retrieval import RetrievalScores, retrieval, retrieval_scores
 from ._scoring import chance_level
 
-__all__ = ["sliding", "generalizing", "patterns", "chance_level"]
+__all__ = ["sliding", "generalizing", "patterns", "chance_level", "retrieval", "retrieval_scores", "RetrievalScores",
+           "permutation_test", "group_test"]

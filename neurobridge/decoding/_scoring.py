@@ -33,15 +33,27 @@ def _balanced_accuracy(codes: torch.Tensor, y: torch.Tensor, n_classes: int) -> 
 
 
 def _auc_binary(s: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Mann-Whitney AUC of scores ``s`` (..., n) for the positives ``pos`` (n,), ties counted 1/2."""
-    s = s.contiguous()
-    srt = s.sort(-1).values
-    lo = torch.searchsorted(srt, s, right=False)
-    hi = torch.searchsorted(srt, s, right=True)
-    rank = (lo + hi + 1).to(s.dtype) / 2  # average 1-based ranks
+    """Mann-Whitney AUC of scores ``s`` (..., n) for the positives ``pos`` (n,), ties counted 1/2.
+
+    One sort per slice; the average rank of a run of tied scores comes from running max/min of the run
+    boundaries (linear), not from searches into the sorted scores."""
+    srt, order = s.sort(-1)
+    p = pos.to(s.dtype)[order]  # positives in sorted order
+    n = s.shape[-1]
+    ar = torch.arange(n, device=s.device)
+    new = torch.ones(srt.shape, dtype=torch.bool, device=s.device)
+    new[..., 1:] = srt[..., 1:] != srt[..., :-1]  # a run of equal scores starts here
+    if bool(new.all()):
+        rank = (ar + 1).to(s.dtype)
+    else:
+        first = torch.where(new, ar, torch.zeros_like(ar)).cummax(-1).values
+        last_flag = torch.ones_like(new)
+        last_flag[..., :-1] = new[..., 1:]  # a run ends here
+        last = torch.where(last_flag, ar, torch.full_like(ar, n - 1)).flip(-1).cummin(-1).values.flip(-1)
+        rank = (first + last + 2).to(s.dtype) / 2  # average 1-based rank of the run
     n_pos = pos.sum().to(s.dtype)
     n_neg = pos.numel() - n_pos
-    return ((rank * pos.to(s.dtype)).sum(-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return ((rank * p).sum(-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def _roc_auc(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
