@@ -15,25 +15,15 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import torch
 
+from .._dispatch import choose_implementation
 from .reference import POOLINGS, PoolStats, _check
 from .reference import pool_stats as _reference
 
 __all__ = ["pool_stats", "PoolStats", "POOLINGS", "implementation"]
 
 _last_used: str | None = None
-
-
-def _triton_importable() -> tuple[bool, str]:
-    try:
-        importlib.import_module("triton")
-    except ImportError as err:  # pragma: no cover - triton is a dev/gpu dependency
-        return False, f"triton does not import ({err})"
-    return True, ""
 
 
 def implementation(*tensors: torch.Tensor | None, device: str | torch.device | None = None) -> tuple[str, str]:
@@ -49,24 +39,7 @@ def implementation(*tensors: torch.Tensor | None, device: str | torch.device | N
     >>> implementation(torch.zeros(1, 1, 1))[0] in ("reference", "triton")
     True
     """
-    forced = os.environ.get("NEUROBRIDGE_KERNELS", "").strip().lower()
-    if forced == "reference":
-        return "reference", "forced by NEUROBRIDGE_KERNELS=reference"
-    ok, why = _triton_importable()
-    if forced == "triton":
-        if not ok:
-            raise ImportError(f"NEUROBRIDGE_KERNELS=triton but {why}; install triton or unset NEUROBRIDGE_KERNELS")
-        return "triton", "forced by NEUROBRIDGE_KERNELS=triton"
-    if forced not in ("", "auto"):
-        raise ValueError(f"NEUROBRIDGE_KERNELS must be 'reference', 'triton' or unset, got {forced!r}")
-    devices = [t.device for t in tensors if t is not None]
-    if device is not None:
-        devices.append(torch.device(device))
-    if not devices or any(d.type != "cuda" for d in devices):
-        return "reference", "tensors are not all on CUDA"
-    if not ok:
-        return "reference", why
-    return "triton", "all tensors on CUDA and triton imports"
+    return choose_implementation(*tensors, device=device)
 
 
 def pool_stats(
