@@ -21,17 +21,16 @@ Usage: python benchmarks/decoding.py [--quick] [--device cpu|cuda] [--threads N]
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import resource
 import statistics
 import subprocess
 import sys
-import time
 import warnings
 
 import numpy as np
 import torch
+from _common import interleave, print_table  # benchmarks/ is the script's folder, first on sys.path
 
 import neurobridge as nb
 
@@ -59,22 +58,6 @@ def estimators():
     return {"ridge": lambda: RidgeClassifier(alpha=1.0),
             "lda": lambda: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
             "logistic": lambda: LogisticRegression(C=1.0, max_iter=1000)}
-
-
-def interleave(tools: dict, repeats: int, device: str) -> tuple[dict, dict]:
-    """Warm up each tool, then run them interleaved; returns timings and the last outputs."""
-    outputs = {name: fn() for name, fn in tools.items()}
-    times: dict[str, list[float]] = {name: [] for name in tools}
-    for _ in range(repeats):
-        for name, fn in tools.items():
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            outputs[name] = fn()
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - t)
-    return times, outputs
 
 
 def tools_for(workload: str, est: str, scoring: str, X, y, epochs, cv, device: str) -> dict:
@@ -194,17 +177,8 @@ def main(argv=None) -> int:
               + ("" if r["agrees"] else "  <-- DISAGREES"), file=sys.stderr, flush=True)
         rows.append(r)
     del limits
-    cols = list(rows[0])
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    print_table(rows, args.out)
     print(f"\npeak RSS of this process (both tools): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
-    if args.out:
-        with open(args.out, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            w.writerows(rows)
     return 0 if all(r["agrees"] for r in rows) else 1
 
 

@@ -20,12 +20,12 @@ Usage: python benchmarks/sae.py [--quick] [--device cpu|cuda] [--threads N] [--r
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import time
 
 import torch
+from _common import print_table  # benchmarks/ is the script's folder, first on sys.path
 
 from neurobridge.kernels.topk_decode import implementation, topk_decode
 
@@ -100,16 +100,7 @@ def main(argv=None) -> int:
               f"max rel diff {diff:.2g}" + ("" if r["agrees"] else "  <-- DISAGREES"), file=sys.stderr, flush=True)
         rows.append(r)
         del data, outs
-    cols = list(rows[0])
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
-    if args.out:
-        with open(args.out, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            w.writerows(rows)
+    print_table(rows, args.out)
     return 0 if all(r["agrees"] for r in rows) else 1
 
 
