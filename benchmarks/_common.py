@@ -27,7 +27,9 @@ def interleave(tools: dict[str, Callable[[], object]], repeats: int, device: str
 
 
 def print_table(rows: list[dict], out: str | None = None) -> None:
-    """Rows as a markdown table on stdout, and as CSV at ``out`` when given."""
+    """Rows as a markdown table on stdout, and as CSV at ``out`` when given (nothing for no rows)."""
+    if not rows:
+        return
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

@@ -7,7 +7,11 @@ D1  M/EEG epochs, 1000 trials x 64 channels x 500 times, 4 classes, 5 stratified
       batched logistic solver is not built yet);
       generalizing: ``GeneralizingEstimator(est, n_jobs=2)`` against ``nb.decoding.generalizing``, ridge and
       LDA, on the first ``--gen-times`` time points (default all 500).
-D2  retrieval decoding (issue 12): not built yet.
+D2  retrieval decoding: 2000 stimuli x 10,000 voxels -> a 768-d embedding (planted: brain = embedding @ mixing +
+      noise), 5 outer folds, alpha by inner 5-fold CV over 13 alphas, top-1/top-5/rank/2-vs-2 among each fold's
+      held-out stimuli: ``nb.decoding.retrieval``, time and peak RSS (fresh process). No anchor runs the same
+      computation (scikit-learn's RidgeCV would need a 10k x 10k solve per alpha and fold), so no ratio; the
+      metrics are checked against brute force in tests/decoding/test_retrieval.py. ``--no-d2`` skips it.
 
 Protocol (../shared/BENCHMARKS.md): same data, folds and thread settings in one process; each tool warmed up
 once, then interleaved for ``--repeats`` rounds; medians, min and max, and the ratio MNE / neurobridge. Every
@@ -30,6 +34,7 @@ import warnings
 
 import numpy as np
 import torch
+import xarray as xr
 from _common import interleave, print_table  # benchmarks/ is the script's folder, first on sys.path
 
 import neurobridge as nb
@@ -94,6 +99,23 @@ def cases(quick: bool, gen_times: int = 500) -> list[tuple[str, str, str, tuple[
             ("generalizing", "lda", "accuracy", gen)]
 
 
+def d2_data(quick: bool):
+    """Planted retrieval data: each stimulus's brain response is a fixed linear map of its embedding plus noise."""
+    n_stim, n_vox, d = (200, 500, 32) if quick else (2000, 10_000, 768)
+    rng = np.random.default_rng(1)
+    emb = rng.standard_normal((n_stim, d)).astype(np.float32)
+    mixing = (rng.standard_normal((d, n_vox)) / np.sqrt(d)).astype(np.float32)
+    X = emb @ mixing + 20.0 * rng.standard_normal((n_stim, n_vox)).astype(np.float32)
+    ids = [f"img{i:04d}" for i in range(n_stim)]
+    brain = xr.DataArray(X, dims=("stimulus", "voxel"), coords={"stimulus": ids})
+    embedding = xr.DataArray(emb, dims=("stimulus", "unit"), coords={"stimulus": ids})
+    return brain, embedding
+
+
+def d2_run(brain, embedding, device):
+    return nb.decoding.retrieval(brain, embedding, cv=5, device=device, progress=False)
+
+
 def setup(size, device):
     from sklearn.model_selection import StratifiedKFold
 
@@ -104,10 +126,16 @@ def setup(size, device):
 
 def probe(spec: str, args) -> None:
     """Child process of :func:`peak_memory`: one call of one tool, peak RSS above the data, as JSON."""
-    workload, est, scoring, tool = spec.split(":")
-    size = next(c[3] for c in cases(args.quick, args.gen_times) if c[:3] == (workload, est, scoring))
-    X, y, epochs, cv = setup(size, args.device)
-    fn = tools_for(workload, est, scoring, X, y, epochs, cv, args.device)[tool]
+    if spec == "D2":
+        brain, embedding = d2_data(args.quick)
+
+        def fn():
+            return d2_run(brain, embedding, args.device)
+    else:
+        workload, est, scoring, tool = spec.split(":")
+        size = next(c[3] for c in cases(args.quick, args.gen_times) if c[:3] == (workload, est, scoring))
+        X, y, epochs, cv = setup(size, args.device)
+        fn = tools_for(workload, est, scoring, X, y, epochs, cv, args.device)[tool]
     with open("/proc/self/status") as fh:
         before = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
     with open("/proc/self/clear_refs", "w") as fh:  # reset the peak mark: data building does not count
@@ -135,6 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", help="comma-separated estimators to run (ridge,lda,logistic)")
     ap.add_argument("--memory", action="store_true", help="peak RSS per tool, each in a fresh process")
     ap.add_argument("--out", help="also write the table as CSV here")
+    ap.add_argument("--no-d2", action="store_true", help="skip the retrieval workload D2")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
@@ -178,6 +207,17 @@ def main(argv=None) -> int:
         rows.append(r)
     del limits
     print_table(rows, args.out)
+    if not args.no_d2:
+        brain, embedding = d2_data(args.quick)
+        t, o = interleave({"neurobridge": lambda: d2_run(brain, embedding, args.device)}, args.repeats, args.device)
+        res = o["neurobridge"]
+        peak = peak_memory("D2", args) if args.memory else float("nan")
+        print(f"\nD2 retrieval {brain.sizes['stimulus']} stimuli x {brain.sizes['voxel']} voxels -> "
+              f"{embedding.sizes['unit']}-d, 5 folds: median {statistics.median(t['neurobridge']):.3g} s "
+              f"(min {min(t['neurobridge']):.3g}, max {max(t['neurobridge']):.3g}), peak RSS above the data "
+              f"{peak:.0f} MiB; top-1 {float(res['top_1']):.3f} (chance {res['top_1'].attrs['chance']:.4f}), "
+              f"top-5 {float(res['top_5']):.3f}, rank {float(res['rank_accuracy']):.3f}, "
+              f"2-vs-2 {float(res['two_vs_two']):.3f}")
     print(f"\npeak RSS of this process (both tools): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 0 if all(r["agrees"] for r in rows) else 1
 
