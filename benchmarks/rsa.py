@@ -32,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import xarray as xr
+from _common import interleave  # benchmarks/ is the script's folder, first on sys.path
 
 import neurobridge as nb
 
@@ -51,24 +52,6 @@ def gemm_rate(dtype: torch.dtype, device: str, n: int = 2048) -> float:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
-
-
-def interleave(tools: dict[str, Callable[[], object]], repeats: int, device: str) -> tuple[dict, dict]:
-    """Warm up each tool, then run them interleaved; returns timings and the last outputs."""
-    outputs = {}
-    for name, fn in tools.items():  # warm-up
-        outputs[name] = fn()
-    times: dict[str, list[float]] = {name: [] for name in tools}
-    for _ in range(repeats):
-        for name, fn in tools.items():
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            outputs[name] = fn()
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - t)
-    return times, outputs
 
 
 def row(workload: str, step: str, times: dict, anchor: str, ours: str, diff: float, tol: float,
