@@ -9,7 +9,7 @@ import torch
 import xarray as xr
 
 from ..core import cpu_threads, resolve_device, resolve_dtype, side_by_side
-from ._inputs import Problem, Spec, make_cv_folds, prepare
+from ._inputs import SMALL_ELEMENTS, Problem, Spec, make_cv_folds, prepare
 from ._linear import (
     _CHUNK_BYTES,
     decisions_generalizing,
@@ -86,15 +86,9 @@ def _centred(problem: Problem, dtype, device) -> tuple[torch.Tensor, torch.Tenso
     return X, g
 
 
-_SMALL_ELEMENTS = 1 << 20
-"""Below this many data values the batched path runs on one CPU thread: its solves are then tiny (a batch of
-6 x 6 Choleskys took 2-7 ms with two threads on a shared machine, 25 us with one), and permutation tests run
-it thousands of times."""
-
-
 def _fast(problem: Problem, spec: Spec, folds, scoring: str, generalize: bool, device) -> np.ndarray:
     """Scores (fold, T) or (fold, T, T) of the batched linear decoders."""
-    if problem.X.size < _SMALL_ELEMENTS:
+    if problem.X.size < SMALL_ELEMENTS:
         with cpu_threads(1, device):
             return _fast_impl(problem, spec, folds, scoring, generalize, device)
     return _fast_impl(problem, spec, folds, scoring, generalize, device)

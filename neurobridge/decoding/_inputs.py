@@ -15,6 +15,12 @@ _NAN_FIX = ("drop those trials (brain.dropna('trial', how='any')), interpolate t
             "and drop them before decoding")
 
 
+SMALL_ELEMENTS = 1 << 20
+"""Below this many values the decoding computations run on one CPU thread: the solves and GEMMs are then tiny
+(a batch of 6 x 6 Choleskys took 2-7 ms with two threads on a shared machine, 25 us with one), and permutation
+tests run them thousands of times."""
+
+
 class Problem(NamedTuple):
     X: np.ndarray  # (n, p, T) values; T = 1 when dim is None
     sample_dim: str
@@ -129,6 +135,23 @@ def _is_labels(values: np.ndarray) -> bool:
     return type_of_target(values) in ("binary", "multiclass")
 
 
+def group_labels(brain: xr.DataArray, groups, sample_dim: str) -> np.ndarray | None:
+    """``groups`` (``None``, the name of a coordinate on ``sample_dim``, or one label per sample) as an array of
+    one label per sample, checked."""
+    if groups is None:
+        return None
+    if isinstance(groups, str):
+        if groups not in brain.coords or brain.coords[groups].dims != (sample_dim,):
+            raise ValueError(f"groups={groups!r} is not a coordinate on {sample_dim!r}; pass one group label per "
+                             f"{sample_dim} or the name of such a coordinate")
+        groups = brain.coords[groups].values
+    groups = np.asarray(groups)
+    if groups.shape != (brain.sizes[sample_dim],):
+        raise ValueError(f"groups must have one label per {sample_dim} ({brain.sizes[sample_dim]}), got shape "
+                         f"{groups.shape}")
+    return groups
+
+
 def prepare(brain, target, dim: str | None, sample_dim: str | None, groups, estimator, scoring) -> tuple:
     """Check everything and return ``(Problem, Spec, scoring)``."""
     if not isinstance(brain, xr.DataArray):
@@ -197,16 +220,7 @@ def prepare(brain, target, dim: str | None, sample_dim: str | None, groups, esti
         other = ("pass numeric values to regress them" if classification else
                  "pass class labels (strings or integers) to classify")
         raise ValueError(f"scoring={scoring!r} does not apply to {task}; use one of {allowed}, or {other}")
-    if groups is not None:
-        if isinstance(groups, str):
-            if groups not in brain.coords or brain.coords[groups].dims != (sample_dim,):
-                raise ValueError(f"groups={groups!r} is not a coordinate on {sample_dim!r}; pass one group label "
-                                 f"per {sample_dim} or the name of such a coordinate")
-            groups = brain.coords[groups].values
-        groups = np.asarray(groups)
-        if groups.shape != (brain.sizes[sample_dim],):
-            raise ValueError(f"groups must have one label per {sample_dim} ({brain.sizes[sample_dim]}), got shape "
-                             f"{groups.shape}")
+    groups = group_labels(brain, groups, sample_dim)
     order = (sample_dim, *feature_dims) + ((dim,) if dim is not None else ())
     arr = np.asarray(brain.transpose(*order).values)
     n = arr.shape[0]

@@ -45,6 +45,7 @@ from ..core import (
     resolve_dtype,
     stimulus_ids,
 )
+from ._inputs import SMALL_ELEMENTS, group_labels
 
 __all__ = ["retrieval", "retrieval_scores", "RetrievalScores", "METRICS"]
 
@@ -57,7 +58,6 @@ METRICS = ("correlation", "cosine", "euclidean")
 CANDIDATES = ("test", "all")
 _TIE_EPS = 16
 _CHUNK_ELEMENTS = 1 << 22
-_SMALL_ELEMENTS = 1 << 20
 
 
 class RetrievalScores(NamedTuple):
@@ -223,7 +223,7 @@ def retrieval_scores(pred, target, *, metric: str = "correlation", top_k: int | 
     check_finite(P, "pred")
     check_finite(E, "target")
     _check_k_fits(ks, n, "", "pass top_k values <= the number of stimuli")
-    small = n * n * P.shape[1] < _SMALL_ELEMENTS  # tiny GEMMs lose more to thread synchronisation than they gain
+    small = n * n * P.shape[1] < SMALL_ELEMENTS  # tiny GEMMs lose more to thread synchronisation than they gain
     with cpu_threads(1, P.device) if small else contextlib.nullcontext():
         D = pairwise_distances(P, E, metric)
         tol = _tolerance(D)
@@ -298,16 +298,7 @@ def _prepare(brain, embedding, sample_dim: str):
 def _groups(brain: xr.DataArray, groups, sample_dim: str, codes: np.ndarray):
     if groups is None:
         return codes if sample_dim != "stimulus" else None
-    if isinstance(groups, str):
-        if groups not in brain.coords or brain.coords[groups].dims != (sample_dim,):
-            raise ValueError(f"groups={groups!r} is not a coordinate on {sample_dim!r}; pass one group label per "
-                             f"{sample_dim} or the name of such a coordinate")
-        groups = brain.coords[groups].values
-    groups = np.asarray(groups)
-    if groups.shape != (brain.sizes[sample_dim],):
-        raise ValueError(f"groups must have one label per {sample_dim} ({brain.sizes[sample_dim]}), got shape "
-                         f"{groups.shape}")
-    return groups
+    return group_labels(brain, groups, sample_dim)
 
 
 def _folds(n: int, n_stim: int, cv, groups, codes: np.ndarray, sample_dim: str):
@@ -532,7 +523,7 @@ def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str =
 
     dev = resolve_device(None, device)
     # small problems lose more to thread synchronisation than they gain (nulls run this hundreds of times)
-    threads = cpu_threads(1, dev) if X_np.size * len(folds) < _SMALL_ELEMENTS else contextlib.nullcontext()
+    threads = cpu_threads(1, dev) if X_np.size * len(folds) < SMALL_ELEMENTS else contextlib.nullcontext()
     with threads:
         P, alpha_chosen = _fit_predict(X_np, E_np, codes, grp, folds, alpha_grid, inner_cv, alpha_per_target, dev,
                                        progress)
