@@ -14,6 +14,16 @@ Examples
 (3,)
 """
 
+from ._alignment import (
+    Hyperalignment,
+    HyperalignmentResult,
+    SharedResponseModel,
+    SRMResult,
+    SubjectAlignment,
+    align_subjects,
+    fit_srm,
+    hyperalign,
+)
 from ._ceiling import noise_ceiling, normalized_score, variance_partitioning
 from ._cv import check_folds, make_folds
 from ._delays import HRFConvolver, TimeDelayer, delay_features
@@ -43,4 +53,6 @@ __all__ = [
     "DEFAULT_ALPHAS", "RIDGE_SOLVERS", "RidgeResult", "RidgeCVResult", "KernelRidgeCVResult", "BandedRidgeCVResult",
     "dirichlet_candidates", "solve_ridge", "solve_ridge_cv", "solve_ridge_loo", "solve_kernel_ridge_cv",
     "solve_banded_ridge_cv",
+    "align_subjects", "hyperalign", "fit_srm", "Hyperalignment", "SharedResponseModel", "HyperalignmentResult",
+    "SRMResult", "SubjectAlignment",
 ]

@@ -11,5 +11,6 @@ Examples
 
 from ._profiles import plot_layer_profile, plot_layer_time
 from ._rdm import plot_rdm, plot_rdms
+from ._reliability import plot_subsample_reliability
 
-__all__ = ["plot_layer_profile", "plot_layer_time", "plot_rdm", "plot_rdms"]
+__all__ = ["plot_layer_profile", "plot_layer_time", "plot_rdm", "plot_rdms", "plot_subsample_reliability"]
