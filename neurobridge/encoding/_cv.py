@@ -8,13 +8,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["make_folds", "check_folds"]
+__all__ = ["make_folds", "check_folds", "purge"]
 
 Fold = tuple[np.ndarray, np.ndarray]
 
 
-def make_folds(n_samples: int, cv: Any = 5, groups: Sequence | np.ndarray | None = None) -> list[Fold]:
+def make_folds(n_samples: int, cv: Any = 5, groups: Sequence | np.ndarray | None = None, *, gap: int = 0,
+               positions: np.ndarray | None = None) -> list[Fold]:
     """Train/validation index pairs for ``n_samples`` samples.
+
+    For time series, ``gap`` leaves out of each training set the samples within ``gap`` samples of any of its
+    validation samples (purging): an autocorrelated series lets a fit follow the drift across a fold
+    boundary otherwise, and held-out scores of unrelated series come out positive.
 
     Parameters
     ----------
@@ -24,6 +29,13 @@ def make_folds(n_samples: int, cv: Any = 5, groups: Sequence | np.ndarray | None
         ``GroupKFold`` (every group in exactly one validation fold).
     groups : array, shape (n_samples,), optional
         Group label per sample (run, session, or stimulus id for repeated presentations).
+    gap : int
+        Samples left out on each side of every validation block (0: none). Use
+        :func:`neurobridge.stats.autocorrelation_length` of features and targets (plus the largest delay of a
+        delayed design); :func:`fit_encoding` does so by default for ``(time, ...)`` data.
+    positions : array, shape (n_samples,), optional
+        Time index of every sample, for the gap (default ``arange(n_samples)``): inner folds of a training set
+        pass the original indices, so its pieces on either side of the outer validation block stay apart.
 
     Returns
     -------
@@ -39,6 +51,8 @@ def make_folds(n_samples: int, cv: Any = 5, groups: Sequence | np.ndarray | None
     --------
     >>> [len(v) for _, v in make_folds(10, 5)]
     [2, 2, 2, 2, 2]
+    >>> make_folds(10, 5, gap=2)[1][0].tolist()   # validation [2, 3]: training drops 0-1 and 4-5
+    [6, 7, 8, 9]
     """
     n_samples = int(n_samples)
     if groups is not None:
@@ -76,7 +90,37 @@ def make_folds(n_samples: int, cv: Any = 5, groups: Sequence | np.ndarray | None
         folds = [(np.asarray(tr), np.asarray(va)) for tr, va in cv]
     else:
         raise ValueError(f"cv must be an int, a scikit-learn splitter or a list of (train, val) index pairs, got {cv!r}")
+    gap = int(gap)
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0 samples, got {gap}")
+    if gap:
+        folds = purge(folds, gap, positions if positions is not None else np.arange(n_samples))
     return check_folds(folds, n_samples, groups)
+
+
+def purge(folds: list[Fold], gap: int, positions: np.ndarray) -> list[Fold]:
+    """Drop from each training set the samples within ``gap`` positions of a validation sample.
+
+    Examples
+    --------
+    >>> purge([(np.array([0, 1, 2, 5, 6]), np.array([3, 4]))], 1, np.arange(7))[0][0].tolist()
+    [0, 1, 6]
+    """
+    positions = np.asarray(positions)
+    out = []
+    for i, (tr, va) in enumerate(folds):
+        tr, va = np.asarray(tr), np.asarray(va)
+        pv = np.sort(positions[va])
+        pt = positions[tr]
+        j = np.clip(np.searchsorted(pv, pt), 1, len(pv) - 1) if len(pv) > 1 else np.zeros(len(pt), dtype=int)
+        near = np.minimum(np.abs(pt - pv[j - 1 if len(pv) > 1 else 0]), np.abs(pt - pv[j]))
+        keep = tr[near > gap]
+        if len(keep) < 2:
+            raise ValueError(f"fold {i}: a gap of {gap} samples on each side of its validation block leaves "
+                             f"{len(keep)} training samples (of {len(tr)}); use fewer folds, a smaller gap= or a "
+                             "longer recording")
+        out.append((keep, va))
+    return out
 
 
 def check_folds(folds: list[Fold], n_samples: int, groups=None) -> list[Fold]:

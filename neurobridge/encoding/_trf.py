@@ -9,7 +9,7 @@ from ..core import SchemaError, check_finite
 from ._cv import make_folds
 from ._delays import TimeDelayer
 from ._estimators import RidgeCV
-from ._labelled import _SCORES, Design, _crossval
+from ._labelled import _SCORES, Design, _crossval, resolve_gap
 from ._solvers import DEFAULT_ALPHAS
 
 __all__ = ["fit_trf"]
@@ -28,12 +28,13 @@ def _as_time_first(da: xr.DataArray, name: str) -> xr.DataArray:
 
 def fit_trf(stimulus: xr.DataArray, response: xr.DataArray, *, tmin: float, tmax: float, sfreq: float | None = None,
             alphas=DEFAULT_ALPHAS, cv: int = 5, scoring: str = "correlation", fill: str = "zero",
-            progress: bool | None = None) -> xr.Dataset:
+            gap: int | str | None = "auto", progress: bool | None = None) -> xr.Dataset:
     """Temporal response function: ridge on time-lagged stimulus features, per channel.
 
-    Folds are contiguous blocks of time (never LOO/GCV: neighbouring samples are autocorrelated), the alpha
-    of each channel is chosen by inner contiguous K-fold on the training blocks, and the held-out score is
-    averaged over outer folds. Weights come from a final fit on all samples.
+    Folds are contiguous blocks of time (never LOO/GCV: neighbouring samples are autocorrelated) with a gap
+    on each side of every validation block, the alpha of each channel is chosen by inner contiguous K-fold
+    (with the same gap) on the training blocks, and the held-out score is averaged over outer folds. Weights
+    come from a final fit on all samples.
 
     Parameters
     ----------
@@ -51,6 +52,10 @@ def fit_trf(stimulus: xr.DataArray, response: xr.DataArray, *, tmin: float, tmax
     scoring : {"correlation", "r2"}
     fill : {"zero", "mean"}
         Padding of the lagged design (MNE uses "mean" when fitting an intercept).
+    gap : int, "auto" or None
+        Samples dropped from training on each side of a validation block. ``"auto"`` (default): the
+        autocorrelation length of stimulus x response (:func:`neurobridge.stats.autocorrelation_length`) plus
+        the largest lag, so no lagged training row overlaps a held-out one.
     progress : bool, optional
 
     Returns
@@ -87,14 +92,17 @@ def fit_trf(stimulus: xr.DataArray, response: xr.DataArray, *, tmin: float, tmax
     X = delayer.fit_transform(np.asarray(stim.values, dtype=float))
     Y = np.asarray(resp.values, dtype=float)
     n = len(Y)
-    folds = make_folds(n, cv)
     inner_cv = max(2, min(int(cv), 5))
     est = RidgeCV(alphas=alphas, cv=inner_cv, scoring=scoring)
     tdim = resp.dims[1]
     template = resp.isel(time=0, drop=True)
-    design = Design(X, Y, "time", template, None, None, None)
-    _, fold_scores, fold_alphas, _ = _crossval(design, est, folds, _SCORES[scoring], progress)
-    full = RidgeCV(alphas=alphas, cv=inner_cv, scoring=scoring).fit(X, Y)
+    design = Design(np.asarray(stim.values, dtype=float).reshape(n, -1), Y, "time", template, None, None, None)
+    gap_n = resolve_gap(design, gap, delays=int(np.abs(delayer.delays_).max()))
+    design = design._replace(X=X)
+    folds = make_folds(n, cv, gap=gap_n)
+    _, fold_scores, fold_alphas, _ = _crossval(design, est, folds, _SCORES[scoring], progress, gap_n)
+    full = RidgeCV(alphas=alphas, cv=make_folds(n, inner_cv, gap=gap_n) if gap_n else inner_cv,
+                   scoring=scoring).fit(X, Y)
     n_feat = stim.sizes[stim.dims[1]]
     lags = delayer.lags_
     W = np.asarray(full.coef_, dtype=float).reshape(Y.shape[1], n_feat, len(lags))  # (channel, feature, lag)
@@ -110,6 +118,6 @@ def fit_trf(stimulus: xr.DataArray, response: xr.DataArray, *, tmin: float, tmax
         "score_fold": xr.DataArray(fold_scores, dims=("fold", tdim), coords={"fold": fold, **template.coords}),
         "alpha": xr.DataArray(fold_alphas, dims=("fold", tdim), coords={"fold": fold, **template.coords}),
         "alpha_full": template.copy(data=np.asarray(full.alpha_, dtype=float).reshape(-1)).rename("alpha_full"),
-    }, attrs={"metric": scoring, "tmin": float(tmin), "tmax": float(tmax), "sfreq": sfreq})
+    }, attrs={"metric": scoring, "tmin": float(tmin), "tmax": float(tmax), "sfreq": sfreq, "gap": gap_n})
     ds["score"].attrs = {"metric": scoring}
     return ds

@@ -11,11 +11,17 @@ Examples
 
 from ._cluster import ClusterResult, cluster_permutation_test, cluster_test, label_clusters
 from ._multiple import FDRResult, bonferroni, fdr, max_statistic
+from ._reliability import subsample_reliability
 from ._resample import (
+    autocorrelation,
+    autocorrelation_length,
+    block_permutation_indices,
     bootstrap_counts,
     bootstrap_indices,
+    circular_shifts,
     indices_to_counts,
     permutation_indices,
+    phase_randomize,
     sign_flips,
 )
 from ._tests import (
@@ -33,7 +39,9 @@ from ._tests import (
 __all__ = [
     "FDRResult", "fdr", "bonferroni", "max_statistic",
     "permutation_indices", "bootstrap_indices", "bootstrap_counts", "indices_to_counts", "sign_flips",
+    "circular_shifts", "block_permutation_indices", "phase_randomize", "autocorrelation", "autocorrelation_length",
     "PermutationResult", "BootstrapResult", "ConfidenceInterval", "pvalue", "confidence_interval",
     "permutation_test", "bootstrap", "sign_flip_test", "pairwise_bootstrap_test",
     "ClusterResult", "label_clusters", "cluster_test", "cluster_permutation_test",
+    "subsample_reliability",
 ]
