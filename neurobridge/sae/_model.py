@@ -1,4 +1,5 @@
-"""The SAE module (TopK / BatchTopK), its sparse code, the training-step numerics, and save / load."""
+"""The SAE module (TopK, BatchTopK, Matryoshka-BatchTopK, ReLU + L1, JumpReLU), its sparse code, the training-step
+numerics, and save / load."""
 
 from __future__ import annotations
 
@@ -16,9 +17,20 @@ from torch import nn
 from neurobridge.core import check_finite
 from neurobridge.kernels.topk_decode import topk_decode, topk_encode
 
-from ._config import BatchTopKConfig, TopKConfig, config_from_dict
+from ._config import (
+    NMF_CONFIGS,
+    SAE_CONFIGS,
+    BatchTopKConfig,
+    JumpReLUConfig,
+    MatryoshkaBatchTopKConfig,
+    ReLUConfig,
+    SAEConfig,
+    TopKConfig,
+    config_from_dict,
+)
+from ._functional import decoder_norm_l1, jumprelu, step
 
-__all__ = ["SAE", "SparseCode", "StepOutput", "load_sae", "as_matrix"]
+__all__ = ["SAE", "SparseCode", "StepOutput", "load_sae", "as_matrix", "save_module"]
 
 FORMAT_VERSION = 1
 _WEIGHTS = "sae.safetensors"
@@ -92,7 +104,7 @@ class StepOutput(NamedTuple):
     """What one training forward pass returns (all in normalised input units)."""
 
     loss: torch.Tensor
-    """Scalar: ``fvu + aux_coef * auxk``, what is minimised."""
+    """Scalar: what is minimised (see :meth:`SAE.training_step`)."""
     fvu: torch.Tensor
     """Scalar: squared error / total variance of the batch."""
     auxk: torch.Tensor
@@ -101,6 +113,9 @@ class StepOutput(NamedTuple):
     """The batch's sparse code."""
     x_hat: torch.Tensor
     """``(batch, d_in)`` reconstruction."""
+    sparsity: torch.Tensor | None = None
+    """Scalar: the sparsity penalty before its coefficient: the decoder-norm-weighted L1 (ReLU), the mean L0
+    (JumpReLU), 0 (TopK variants)."""
 
 
 def _pad_mask_code(pre: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,21 +127,28 @@ def _pad_mask_code(pre: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor,
     return idx, valid
 
 
-class SAE(nn.Module):
-    """A TopK or BatchTopK sparse autoencoder with a unit-norm decoder.
+_SPARSE_DECODE_RATIO = 8
+"""Dense-activation variants (ReLU, JumpReLU) decode with the sparse gather when the widest row of the code has at
+most ``n_latents / _SPARSE_DECODE_RATIO`` active latents, else with a dense matmul (both exact)."""
 
-    ``encode``: ``x -> relu(W_enc (s x - b_dec) + b_enc)`` keeping the top ``k`` latents per input (TopK) or the
-    top ``batch * k`` of the batch / the latents above the learned threshold (BatchTopK); ``decode``:
+
+class SAE(nn.Module):
+    """A sparse autoencoder: TopK, BatchTopK, Matryoshka-BatchTopK, ReLU (+ decoder-norm-weighted L1) or JumpReLU.
+
+    ``encode``: pre-activations ``z = W_enc (s x - b_dec) + b_enc``, then the variant's selection: the top ``k``
+    of ``relu(z)`` per input (TopK), the top ``batch * k`` of the batch or those above the learned threshold
+    (BatchTopK, Matryoshka), ``relu(z) > 0`` (ReLU), ``z > theta_i`` per latent (JumpReLU); ``decode``:
     ``code -> (code @ W_dec + b_dec) / s`` through :func:`neurobridge.kernels.topk_decode.topk_decode` (a gather of
     the active decoder rows). ``s`` is the input scale (1 unless ``config.normalize``), ``b_dec`` the pre-bias.
 
     Parameters
     ----------
-    config : TopKConfig or BatchTopKConfig
+    config : TopKConfig, BatchTopKConfig, MatryoshkaBatchTopKConfig, ReLUConfig or JumpReLUConfig
         With ``d_in`` set.
     seed : int
-        Seed of the initialisation: decoder rows uniform on the unit sphere, encoder = decoder (tied init),
-        biases zero.
+        Seed of the initialisation: decoder rows uniform on the unit sphere (ReLU: scaled to
+        ``config.init_decoder_norm``), encoder = decoder (tied init), biases zero; JumpReLU thresholds at
+        ``config.threshold_init``.
     device, dtype : optional
         Of the parameters (default CPU, float32).
 
@@ -135,11 +157,14 @@ class SAE(nn.Module):
     W_enc : nn.Parameter, shape (n_latents, d_in)
     b_enc : nn.Parameter, shape (n_latents,)
     W_dec : nn.Parameter, shape (n_latents, d_in)
-        Unit-norm rows (kept so during training by gradient projection and renormalisation).
+        Unit-norm rows (kept so during training by gradient projection and renormalisation), except for ReLU.
     b_dec : nn.Parameter, shape (d_in,)
+    log_threshold : nn.Parameter, shape (n_latents,)
+        JumpReLU only: log of the per-latent threshold in normalised units (see :attr:`jump_threshold`).
     input_scale : buffer, scalar
     threshold : buffer, scalar
-        BatchTopK inference threshold (``-1``: not learned yet, batch selection is used).
+        BatchTopK / Matryoshka inference threshold (``-1``: not learned yet, batch selection is used); TopK
+        variants only.
     tokens_since_fired : buffer, shape (n_latents,), int64
         Training tokens since each latent was last active (dead-latent tracking).
 
@@ -151,10 +176,13 @@ class SAE(nn.Module):
     (torch.Size([5, 4]), torch.Size([5, 8]))
     """
 
-    def __init__(self, config: TopKConfig, *, seed: int = 0, device=None, dtype: torch.dtype = torch.float32):
+    def __init__(self, config: SAEConfig, *, seed: int = 0, device=None, dtype: torch.dtype = torch.float32):
         super().__init__()
-        if not isinstance(config, TopKConfig):
-            raise TypeError(f"SAE: config must be a TopKConfig or BatchTopKConfig, got {type(config).__name__}")
+        if not isinstance(config, SAE_CONFIGS):
+            hint = (" (semi-NMF / NMF is fitted by nb.sae.fit_nmf, not an SAE)"
+                    if isinstance(config, NMF_CONFIGS) else "")
+            raise TypeError(f"SAE: config must be a TopKConfig, BatchTopKConfig, MatryoshkaBatchTopKConfig, "
+                            f"ReLUConfig or JumpReLUConfig, got {type(config).__name__}{hint}")
         if config.d_in is None:
             raise ValueError("SAE: config.d_in is None; set it (dataclasses.replace(config, d_in=...)) or let "
                              "nb.sae.train_sae take it from the data")
@@ -163,16 +191,43 @@ class SAE(nn.Module):
         g = torch.Generator().manual_seed(int(seed))
         W = torch.randn(n, d, generator=g, dtype=torch.float64)
         W /= W.norm(dim=1, keepdim=True)
+        if isinstance(config, ReLUConfig):
+            W *= config.init_decoder_norm
         kw = dict(device=device, dtype=dtype)
         self.W_dec = nn.Parameter(W.to(**kw))
         self.W_enc = nn.Parameter(W.to(**kw).clone())
         self.b_enc = nn.Parameter(torch.zeros(n, **kw))
         self.b_dec = nn.Parameter(torch.zeros(d, **kw))
+        if isinstance(config, JumpReLUConfig):
+            init = math.log(config.threshold_init * self._unit)
+            self.log_threshold = nn.Parameter(torch.full((n,), init, **kw))
         self.register_buffer("input_scale", torch.ones((), **kw))
-        self.register_buffer("threshold", torch.full((), -1.0, **kw))
+        if isinstance(config, TopKConfig):
+            self.register_buffer("threshold", torch.full((), -1.0, **kw))
         self.register_buffer("tokens_since_fired", torch.zeros(n, dtype=torch.int64, device=device))
 
     # -- helpers ---------------------------------------------------------------------------------------------------
+    @property
+    def _unit(self) -> float:
+        """The paper's unit of JumpReLU thresholds and bandwidths in normalised units: ``sqrt(d_in)``."""
+        return math.sqrt(self.config.d_in)
+
+    @property
+    def unit_norm_decoder(self) -> bool:
+        """Whether training keeps the decoder rows at unit norm (all variants but ReLU + L1)."""
+        return not isinstance(self.config, ReLUConfig)
+
+    @property
+    def jump_threshold(self) -> torch.Tensor:
+        """JumpReLU: the per-latent thresholds ``exp(log_threshold)``, shape ``(n_latents,)``, in normalised units
+        (``sqrt(d_in)`` times the paper's units); other variants have no such attribute."""
+        return self.log_threshold.exp()
+
+    @property
+    def bandwidth(self) -> float:
+        """JumpReLU: the kernel bandwidth in normalised units (``config.bandwidth * sqrt(d_in)``)."""
+        return self.config.bandwidth * self._unit
+
     def _check_input(self, x) -> torch.Tensor:
         x, _ = as_matrix(x, "SAE input")
         d = self.config.d_in
@@ -187,14 +242,22 @@ class SAE(nn.Module):
         return self._check_input(x) * self.input_scale
 
     def _pre(self, xn: torch.Tensor) -> torch.Tensor:
-        """Dense pre-activations ``relu(W_enc (xn - b_dec) + b_enc)``, ``(batch, n_latents)``, no autograd."""
+        """Dense pre-activations, ``(batch, n_latents)``, no autograd: ``relu(W_enc (xn - b_dec) + b_enc)``
+        (JumpReLU: without the relu)."""
         with torch.no_grad():
-            return F.relu(F.linear(xn - self.b_dec, self.W_enc, self.b_enc))
+            z = F.linear(xn - self.b_dec, self.W_enc, self.b_enc)
+            return z if isinstance(self.config, JumpReLUConfig) else F.relu(z)
 
     def _select(self, pre: torch.Tensor, *, batch_mode: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Active indices ``(batch, width)`` and a padding mask (``None``: all valid)."""
-        k = self.config.k
-        if not isinstance(self.config, BatchTopKConfig):
+        cfg = self.config
+        if isinstance(cfg, ReLUConfig):
+            return _pad_mask_code(pre, pre > 0)
+        if isinstance(cfg, JumpReLUConfig):
+            with torch.no_grad():
+                return _pad_mask_code(pre, pre > self.jump_threshold)
+        k = cfg.k
+        if not isinstance(cfg, BatchTopKConfig):
             return pre.topk(k, dim=1, sorted=False).indices, None
         if batch_mode or float(self.threshold) < 0:
             flat = pre.flatten()
@@ -217,9 +280,10 @@ class SAE(nn.Module):
         ``x`` may be a tensor, a numpy array or a DataArray with dims ``(stimulus|token, unit)``; non-finite values
         and a ``d_in`` other than the SAE's raise.
 
-        TopK: the ``k`` largest latents per row. BatchTopK: the latents above the learned threshold (the batch's
-        ``batch * k`` largest while training or before a threshold is learned), padded to the widest row with
-        zeros. Differentiable w.r.t. the encoder parameters (sparse gradients via ``topk_encode``).
+        TopK: the ``k`` largest latents per row. BatchTopK / Matryoshka: the latents above the learned threshold
+        (the batch's ``batch * k`` largest while training or before a threshold is learned). ReLU: the positive
+        latents. JumpReLU: the latents above their own threshold. Rows are padded to the widest row with zeros.
+        Differentiable w.r.t. the encoder parameters (sparse gradients via ``topk_encode``).
 
         Examples
         --------
@@ -249,13 +313,26 @@ class SAE(nn.Module):
         """Reconstruction of ``x``: ``decode(encode(x))``, shape ``(batch, d_in)``."""
         return self.decode(self.encode(x))
 
-    def training_step(self, xn: torch.Tensor) -> StepOutput:
+    def training_step(self, xn: torch.Tensor, *, sparsity_scale: float = 1.0) -> StepOutput:
         """Loss of one batch of normalised inputs ``xn`` (``(batch, d_in)``; see :meth:`normalize`).
 
-        FVU of the reconstruction plus ``aux_coef`` times the AuxK loss: the ``aux_k`` dead latents (no activity
-        for ``dead_tokens`` tokens) with the largest pre-activations reconstruct the residual, normalised by the
-        batch's total variance and scaled by ``min(n_dead / aux_k, 1)`` (Gao et al. 2024).
+        TopK / BatchTopK: FVU of the reconstruction plus ``aux_coef`` times the AuxK loss: the ``aux_k`` dead
+        latents (no activity for ``dead_tokens`` tokens) with the largest pre-activations reconstruct the residual,
+        normalised by the batch's total variance and scaled by ``min(n_dead / aux_k, 1)`` (Gao et al. 2024).
+        Matryoshka: the FVU summed over the prefixes ``config.prefix_sizes`` (each reconstructing from the code
+        restricted to its latents), plus AuxK. ReLU: ``mean ||xn - x_hat||^2 + l1_coef * decoder_norm_l1``.
+        JumpReLU: ``mean ||xn - x_hat||^2 / d_in + sparsity_coef * mean L0`` with the pseudo-derivatives of
+        :mod:`neurobridge.sae._functional`. ``sparsity_scale`` multiplies the sparsity coefficient (warm-up).
         """
+        if isinstance(self.config, TopKConfig):
+            return self._step_topk(xn)
+        return self._step_dense(xn, float(sparsity_scale))
+
+    def _track(self, active: torch.Tensor, n_tokens: int) -> None:
+        self.tokens_since_fired += n_tokens
+        self.tokens_since_fired[active] = 0
+
+    def _step_topk(self, xn: torch.Tensor) -> StepOutput:
         cfg = self.config
         pre = self._pre(xn)
         idx, valid = self._select(pre, batch_mode=True)
@@ -264,6 +341,11 @@ class SAE(nn.Module):
         total_var = (xn - xn.mean(0)).square().sum().clamp_min(torch.finfo(xn.dtype).tiny)
         resid = xn - x_hat
         fvu = resid.square().sum() / total_var
+        recon = fvu
+        if isinstance(cfg, MatryoshkaBatchTopKConfig):
+            for m in cfg.prefix_sizes[:-1]:
+                x_m = topk_decode(values * (idx < m), idx, self.W_dec, self.b_dec)
+                recon = recon + (xn - x_m).square().sum() / total_var
         auxk = torch.zeros((), dtype=xn.dtype, device=xn.device)
         dead = torch.nonzero(self.tokens_since_fired >= cfg.dead_tokens).flatten()
         if dead.numel() and cfg.aux_coef > 0:
@@ -274,11 +356,10 @@ class SAE(nn.Module):
             aux_values = F.relu(topk_encode(xn - self.b_dec, aux_idx, self.W_enc, self.b_enc))
             e_hat = topk_decode(aux_values, aux_idx, self.W_dec)
             auxk = min(dead.numel() / k_full, 1.0) * (e_hat - resid.detach()).square().sum() / total_var
-        loss = fvu + cfg.aux_coef * auxk
+        loss = recon + cfg.aux_coef * auxk
         with torch.no_grad():
             active = idx[values > 0]
-            self.tokens_since_fired += xn.shape[0]
-            self.tokens_since_fired[active] = 0
+            self._track(active, xn.shape[0])
             if isinstance(cfg, BatchTopKConfig) and active.numel():
                 low = values[values > 0].min()
                 if float(self.threshold) < 0:
@@ -286,7 +367,46 @@ class SAE(nn.Module):
                 else:
                     m = cfg.threshold_momentum
                     self.threshold.mul_(m).add_((1 - m) * low)
-        return StepOutput(loss, fvu.detach(), auxk.detach(), SparseCode(values.detach(), idx), x_hat.detach())
+        return StepOutput(loss, fvu.detach(), auxk.detach(), SparseCode(values.detach(), idx), x_hat.detach(),
+                          torch.zeros((), dtype=xn.dtype, device=xn.device))
+
+    def _decode_activations(self, f: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``f @ W_dec + b_dec`` for dense activations ``f`` (autograd), through the sparse gather of the entries in
+        ``keep`` (a superset of the nonzero entries, and of every entry whose gradient matters) when sparse enough."""
+        width = int(keep.sum(1).max()) if keep.shape[0] else 0
+        if width * _SPARSE_DECODE_RATIO <= self.config.n_latents:
+            idx, valid = _pad_mask_code(f.detach(), keep)
+            return topk_decode(f.gather(1, idx) * valid, idx, self.W_dec, self.b_dec)
+        return f @ self.W_dec + self.b_dec
+
+    def _step_dense(self, xn: torch.Tensor, sparsity_scale: float) -> StepOutput:
+        cfg = self.config
+        z = F.linear(xn - self.b_dec, self.W_enc, self.b_enc)
+        if isinstance(cfg, ReLUConfig):
+            f = F.relu(z)
+            keep = f.detach() > 0
+            sparsity = decoder_norm_l1(f, self.W_dec)
+            coef = cfg.l1_coef
+        else:
+            theta, eps = self.jump_threshold, self.bandwidth
+            f = jumprelu(z, theta, eps)
+            sparsity = step(z, theta, eps).sum(1).mean()
+            coef = cfg.sparsity_coef
+            with torch.no_grad():  # the entries inside the kernel window carry the threshold's gradient
+                keep = (z > theta) | ((z - theta).abs() < eps / 2)
+        x_hat = self._decode_activations(f, keep)
+        sq = (xn - x_hat).square().sum(1).mean()
+        recon = sq if isinstance(cfg, ReLUConfig) else sq / cfg.d_in
+        loss = recon + (sparsity_scale * coef) * sparsity
+        with torch.no_grad():
+            total_var = (xn - xn.mean(0)).square().sum().clamp_min(torch.finfo(xn.dtype).tiny)
+            fvu = sq * xn.shape[0] / total_var
+            fd = f.detach()
+            idx, valid = _pad_mask_code(fd, fd > 0)
+            values = fd.gather(1, idx) * valid
+            self._track(idx[values > 0], xn.shape[0])
+        return StepOutput(loss, fvu, torch.zeros((), dtype=xn.dtype, device=xn.device), SparseCode(values, idx),
+                          x_hat.detach(), sparsity.detach())
 
     @torch.no_grad()
     def project_decoder_grad(self) -> None:
@@ -316,33 +436,40 @@ class SAE(nn.Module):
         >>> sorted(p.name for p in folder.iterdir())
         ['config.json', 'sae.safetensors']
         """
-        from safetensors.torch import save_file
-
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(tensors, str(folder / _WEIGHTS))
-        meta = {"format_version": FORMAT_VERSION, "library": "neurobridge", "config": self.config.to_dict(),
-                "dtype": str(self.W_enc.dtype).removeprefix("torch.")}
-        (folder / _CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
-        return folder
+        return save_module(self, path)
 
 
-def load_sae(path, *, variant: str | None = None, device=None) -> SAE:
-    """Load an SAE written by :meth:`SAE.save`.
+def save_module(module: nn.Module, path) -> Path:
+    """Write ``module.config`` as ``config.json`` and the state dict as ``sae.safetensors`` into the folder ``path``."""
+    from safetensors.torch import save_file
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    save_file(tensors, str(folder / _WEIGHTS))
+    dtype = next(v.dtype for v in module.state_dict().values() if v.is_floating_point())
+    meta = {"format_version": FORMAT_VERSION, "library": "neurobridge", "config": module.config.to_dict(),
+            "dtype": str(dtype).removeprefix("torch.")}
+    (folder / _CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+    return folder
+
+
+def load_sae(path, *, variant: str | None = None, device=None):
+    """Load an SAE (or a semi-NMF / NMF model) written by :meth:`SAE.save` (:meth:`SemiNMF.save`).
 
     Parameters
     ----------
     path : str or Path
         The folder with ``config.json`` and ``sae.safetensors``.
-    variant : {"topk", "batchtopk"}, optional
+    variant : {"topk", "batchtopk", "matryoshka_batchtopk", "relu", "jumprelu", "seminmf", "nmf"}, optional
         The variant you expect; a checkpoint of another variant raises. Default: whatever was saved.
     device : optional
         Where to put the parameters.
 
     Returns
     -------
-    SAE
+    SAE, SemiNMF or NMF
+        As the config saved with the weights says.
 
     Examples
     --------
@@ -384,7 +511,12 @@ def load_sae(path, *, variant: str | None = None, device=None) -> SAE:
         raise ValueError(f"load_sae: {weights_file} is not a readable safetensors file ({type(err).__name__}: {err}); "
                          "the file is corrupted or truncated: save the SAE again") from err
     dtype = getattr(torch, meta.get("dtype", "float32"))
-    sae = SAE(config, device=device, dtype=dtype)
+    if isinstance(config, NMF_CONFIGS):
+        from ._nmf import model_class
+
+        sae = model_class(config)(config, device=device, dtype=dtype)
+    else:
+        sae = SAE(config, device=device, dtype=dtype)
     want = {k: tuple(v.shape) for k, v in sae.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if want != got:

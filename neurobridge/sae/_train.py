@@ -1,4 +1,4 @@
-"""Training (``train_sae``) and evaluation (``evaluate``) of TopK / BatchTopK SAEs on in-memory activations."""
+"""Training (``train_sae``) and evaluation (``evaluate``) of SAEs on in-memory activations."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import xarray as xr
 
 from neurobridge.core import progress_bar
 
-from ._config import TopKConfig
+from ._config import NMF_CONFIGS, SAE_CONFIGS, JumpReLUConfig, ReLUConfig, SAEConfig
 from ._model import SAE, as_matrix
+from ._nmf import SemiNMF
 
 __all__ = ["train_sae", "evaluate", "TrainResult", "SAEEvaluation", "as_matrix", "geometric_median"]
 
@@ -48,7 +49,8 @@ class TrainResult(NamedTuple):
     sae: SAE
     """The trained SAE (in eval mode)."""
     history: xr.Dataset
-    """Per-step ``loss``, ``fvu``, ``auxk``, ``l0``, ``dead_fraction`` and ``lr`` over dim ``step``."""
+    """Per-step ``loss``, ``fvu``, ``auxk``, ``sparsity`` (the penalty before its coefficient), ``sparsity_coef``
+    (the coefficient in use, after warm-up), ``l0``, ``dead_fraction`` and ``lr`` over dim ``step``."""
 
 
 def _lr_factor(step: int, n_steps: int, warmup: int, decay: int) -> float:
@@ -61,23 +63,27 @@ def _lr_factor(step: int, n_steps: int, warmup: int, decay: int) -> float:
 
 
 def train_sae(
-    activations, config: TopKConfig, *, n_tokens: int | None = None, epochs: float = 1.0, batch_size: int = 4096,
+    activations, config: SAEConfig, *, n_tokens: int | None = None, epochs: float = 1.0, batch_size: int = 4096,
     lr: float | None = None, warmup_steps: int | None = None, decay_fraction: float = 0.2, seed: int = 0,
     device: str | torch.device | None = None, progress: bool | None = None,
 ) -> TrainResult:
-    """Train a TopK / BatchTopK SAE on in-memory activations.
+    """Train an SAE (TopK, BatchTopK, Matryoshka-BatchTopK, ReLU + L1 or JumpReLU) on in-memory activations.
 
     As the anchors train (Gao et al. 2024; SAELens; sparsify): decoder rows kept at unit norm with the gradient
-    component parallel to each row removed before every Adam step, encoder initialised to the decoder, pre-bias
-    ``b_dec`` initialised to the geometric median of (up to 4096) inputs, inputs scaled to mean squared norm
-    ``d_in`` (``config.normalize``), AuxK loss on latents dead for ``config.dead_tokens`` tokens, learning rate
-    warmed up linearly and decayed linearly to 0 over the last ``decay_fraction`` of steps. Batches are drawn
-    from a fresh random permutation each epoch. Deterministic under ``seed`` on a given machine and thread count.
+    component parallel to each row removed before every Adam step (all variants but ReLU, whose decoder-norm-
+    weighted penalty makes the norm free; its gradients are clipped to ``config.max_grad_norm`` instead, as in
+    Anthropic's April 2024 update), encoder initialised to the decoder, pre-bias ``b_dec`` initialised to the
+    geometric median of (up to 4096) inputs, inputs scaled to mean squared norm ``d_in`` (``config.normalize``),
+    AuxK loss on latents dead for ``config.dead_tokens`` tokens (TopK variants), the sparsity coefficient of
+    ReLU / JumpReLU warmed up linearly over ``config.l1_warmup_fraction`` / ``config.sparsity_warmup_fraction`` of
+    the steps, learning rate warmed up linearly and decayed linearly to 0 over the last ``decay_fraction`` of
+    steps. Batches are drawn from a fresh random permutation each epoch. Deterministic under ``seed`` on a given
+    machine and thread count. Semi-NMF / NMF configs are fitted by :func:`~neurobridge.sae.fit_nmf` instead.
 
     Parameters
     ----------
     activations : xr.DataArray (stimulus|token, unit), np.ndarray or torch.Tensor (samples, units)
-    config : TopKConfig or BatchTopKConfig
+    config : TopKConfig, BatchTopKConfig, MatryoshkaBatchTopKConfig, ReLUConfig or JumpReLUConfig
         ``d_in=None`` is filled from the data; a different ``d_in`` raises.
     n_tokens : int, optional
         Training tokens (inputs) in all; default ``epochs * n_samples``.
@@ -129,8 +135,12 @@ def train_sae(
     if n < 2:
         raise ValueError(f"train_sae: activations have {n} sample(s); training needs at least 2 (the FVU loss divides "
                          "by the variance of each batch): pass more samples")
-    if not isinstance(config, TopKConfig):
-        raise TypeError(f"train_sae: config must be a TopKConfig or BatchTopKConfig, got {type(config).__name__}")
+    if isinstance(config, NMF_CONFIGS):
+        raise TypeError(f"train_sae: {type(config).__name__} is not an SAE; fit it with nb.sae.fit_nmf(activations, "
+                        "config)")
+    if not isinstance(config, SAE_CONFIGS):
+        raise TypeError(f"train_sae: config must be a TopKConfig, BatchTopKConfig, MatryoshkaBatchTopKConfig, "
+                        f"ReLUConfig or JumpReLUConfig, got {type(config).__name__}")
     if config.d_in is None:
         config = dataclasses.replace(config, d_in=int(d))
     elif config.d_in != d:
@@ -150,6 +160,12 @@ def train_sae(
     decay = int(round(decay_fraction * n_steps))
     if lr is None:
         lr = 2e-4 / math.sqrt(config.n_latents / 2**14)
+    warm_fraction = (config.l1_warmup_fraction if isinstance(config, ReLUConfig) else
+                     config.sparsity_warmup_fraction if isinstance(config, JumpReLUConfig) else 0.0)
+    sparsity_warmup = int(round(warm_fraction * n_steps))
+    coef = (config.l1_coef if isinstance(config, ReLUConfig) else
+            config.sparsity_coef if isinstance(config, JumpReLUConfig) else 0.0)
+    clip = config.max_grad_norm if isinstance(config, ReLUConfig) else None
 
     sae = SAE(config, seed=seed, device=device).train()
     X = X.to(device=device, dtype=sae.W_enc.dtype)
@@ -162,7 +178,8 @@ def train_sae(
         sae.b_dec.copy_(geometric_median(sample * sae.input_scale))
 
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
-    hist = {key: np.zeros(n_steps) for key in ("loss", "fvu", "auxk", "l0", "dead_fraction", "lr")}
+    keys = ("loss", "fvu", "auxk", "sparsity", "sparsity_coef", "l0", "dead_fraction", "lr")
+    hist = {key: np.zeros(n_steps) for key in keys}
     perm = torch.randperm(n, generator=gen).to(X.device)
     pos = 0
     with progress_bar(total=n_steps, desc=f"train_sae ({config.variant})", unit="step", progress=progress) as bar:
@@ -175,16 +192,22 @@ def train_sae(
             f = _lr_factor(step, n_steps, warmup, decay)
             for group in opt.param_groups:
                 group["lr"] = lr * f
-            out = sae.training_step(xb)
+            s = min(1.0, (step + 1) / sparsity_warmup) if sparsity_warmup else 1.0
+            out = sae.training_step(xb, sparsity_scale=s)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
-            sae.project_decoder_grad()
+            if sae.unit_norm_decoder:
+                sae.project_decoder_grad()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(sae.parameters(), clip)
             opt.step()
-            sae.normalize_decoder()
+            if sae.unit_norm_decoder:
+                sae.normalize_decoder()
             l0 = float((out.code.values > 0).sum()) / xb.shape[0]
             dead = float(sae.dead_latents().float().mean())
             for key, value in (("loss", float(out.loss.detach())), ("fvu", float(out.fvu)), ("auxk", float(out.auxk)),
-                               ("l0", l0), ("dead_fraction", dead), ("lr", lr * f)):
+                               ("sparsity", float(out.sparsity)), ("sparsity_coef", coef * s), ("l0", l0),
+                               ("dead_fraction", dead), ("lr", lr * f)):
                 hist[key][step] = value
             if bar.disable is False and (step % 10 == 0 or step == n_steps - 1):
                 bar.set_postfix(loss=f"{hist['loss'][step]:.4f}", L0=f"{l0:.1f}", dead=f"{dead:.3f}", refresh=False)
@@ -215,12 +238,13 @@ class SAEEvaluation(NamedTuple):
 
 
 @torch.no_grad()
-def evaluate(sae: SAE, activations, *, batch_size: int = 4096, dense_threshold: float = 0.1) -> SAEEvaluation:
-    """Reconstruction quality and sparsity of ``sae`` on activations.
+def evaluate(sae: SAE | SemiNMF, activations, *, batch_size: int = 4096, dense_threshold: float = 0.1) -> SAEEvaluation:
+    """Reconstruction quality and sparsity of ``sae`` (an SAE, or a semi-NMF / NMF model) on activations.
 
     Parameters
     ----------
-    sae : SAE
+    sae : SAE, SemiNMF or NMF
+        Anything with ``encode`` -> :class:`SparseCode` and ``decode``.
     activations : xr.DataArray (stimulus|token, unit), np.ndarray or torch.Tensor (samples, units)
     batch_size : int
         Inputs encoded at once.

@@ -370,9 +370,9 @@ def test_load_wrong_variant_and_corrupted_files_raise(tmp_path):
     with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
         load_sae(folder)
     meta = json.loads(good_cfg)
-    meta["config"]["variant"] = "jumprelu"
+    meta["config"]["variant"] = "gated"
     cfg_file.write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match=r"unknown SAE variant 'jumprelu'"):
+    with pytest.raises(ValueError, match=r"unknown SAE variant 'gated'"):
         load_sae(folder)
     meta = json.loads(good_cfg)
     meta["config"]["n_latents"] = 32  # weights of another SAE
