@@ -32,7 +32,8 @@ Examples
 from ._compress import Compress
 from ._extract import POOLINGS, activations
 from ._layers import list_layers
+from ._sparsity import sparsity
 from ._stats import report
 from ._store import open_store
 
-__all__ = ["activations", "list_layers", "report", "open_store", "Compress", "POOLINGS"]
+__all__ = ["activations", "list_layers", "report", "open_store", "Compress", "POOLINGS", "sparsity"]

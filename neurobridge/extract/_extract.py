@@ -142,7 +142,7 @@ class _Runner:
         if self.stats is not None:
             if name not in self.stats:
                 self.stats[name] = RunningStats(x.shape[-1], self.top_k)
-            self.stats[name].update(ps, self.row0)
+            self.stats[name].update(ps, self.row0, x, mask)
         token_mask = None
         if pooling == "none" and kind != "vector":
             values = x
@@ -303,7 +303,9 @@ def activations(
         :func:`neurobridge.core.progress_bar`.
     stats : bool
         Compute per-unit statistics and the top-``top_k`` magnitudes in the same pass (``stats`` node), over every
-        valid token / spatial position of the layer's raw units (before pooling and compression).
+        valid token / spatial position of the layer's raw units (before pooling and compression); with them the
+        sparsity and quantisation statistics of :func:`sparsity` (``|x|`` histograms, near-zero counts, CETT,
+        int8/fp8 errors).
     preprocess : callable, optional
         Batch of raw stimuli -> model input (tensor, tuple, or dict of tensors); overrides the model's.
     tokenizer : optional

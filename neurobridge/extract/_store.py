@@ -201,9 +201,10 @@ class ZarrSink:
         self.err = {k: list(v) for k, v in meta["err"].items()}
         if self.stats:
             try:
+                # stores written before the sparsity statistics lack their fields: resumed without them
                 self.running = {
                     name: RunningStats.from_state(
-                        {f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS}, self.top_k)
+                        {f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS if f"{i}/{f}" in arrays}, self.top_k)
                     for i, name in enumerate(self.names)
                 }
             except KeyError as err:
@@ -429,7 +430,8 @@ def open_store(path: str | os.PathLike, *, chunks: dict | None = None) -> xr.Dat
     if int(attrs.get("stats", 0)) and names and prog is not None and committed:
         arrays = prog["arrays"]
         for i, name in enumerate(names):
-            rs = RunningStats.from_state({f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS}, 0)
+            state = {f: arrays[f"{i}/{f}"] for f in RunningStats.FIELDS if f"{i}/{f}" in arrays}
+            rs = RunningStats.from_state(state, 0)
             nodes[f"stats/{name}"] = rs.to_dataset(ids, layer=name, model=str(root_attrs["model"]))
     return xr.DataTree.from_dict(nodes)
 

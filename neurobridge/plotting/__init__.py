@@ -12,5 +12,7 @@ Examples
 from ._profiles import plot_layer_profile, plot_layer_time
 from ._rdm import plot_rdm, plot_rdms
 from ._reliability import plot_subsample_reliability
+from ._sparsity import plot_sparsity
 
-__all__ = ["plot_layer_profile", "plot_layer_time", "plot_rdm", "plot_rdms", "plot_subsample_reliability"]
+__all__ = ["plot_layer_profile", "plot_layer_time", "plot_rdm", "plot_rdms", "plot_subsample_reliability",
+           "plot_sparsity"]
