@@ -12,6 +12,8 @@ What is here
 * :func:`retrieval` -- zero-shot retrieval decoding (brain -> model embedding): cross-validated ridge with
   alpha by inner CV, held-out predictions scored by top-k, rank and 2-vs-2 accuracy (Mitchell et al. 2008)
   among candidate stimuli; :func:`retrieval_scores` scores any decoder's predictions the same way.
+  ``decoder="contrastive"`` (:class:`ContrastiveDecoder`) trains a linear decoder with the symmetric CLIP
+  InfoNCE loss instead (Benchetrit, Banville & King 2023), scored on the same folds and candidates.
 * :func:`permutation_test` -- label permutations that follow the design (all samples, whole stimuli, or within
   runs), the cross-validated decoder rerun on each, family-wise corrected over ``time`` or ``(time, time2)``
   by cluster mass and by the maximum statistic; :func:`group_test` -- sign flips of subjects' curves,
@@ -28,7 +30,7 @@ What is here
 Not yet (issue 12)
 ------------------
 Logistic regression on the batched path (it runs on the generic path), alpha selection for the batched
-ridge (a fixed alpha per call today), the contrastive decoder, searchlight/ROI maps, the decoding benchmark kind
+ridge (a fixed alpha per call today), searchlight/ROI maps, the decoding benchmark kind
 of ``neurobridge benchmark``, and nilearn brain maps of patterns (topomaps: ``mne.EvokedArray`` of the
 patterns, as ``tutorials/07_decoding.ipynb`` shows).
 
@@ -43,9 +45,10 @@ Examples
 """
 
 from ._api import generalizing, patterns, sliding
+from ._contrastive import ContrastiveDecoder, info_nce_loss
 from ._inference import group_test, permutation_test
 from ._retrieval import RetrievalScores, retrieval, retrieval_scores
 from ._scoring import chance_level
 
 __all__ = ["sliding", "generalizing", "patterns", "chance_level", "retrieval", "retrieval_scores", "RetrievalScores",
-           "permutation_test", "group_test"]
+           "permutation_test", "group_test", "ContrastiveDecoder", "info_nce_loss"]

@@ -17,7 +17,8 @@ the mid-rank of the tie, a tied 2-vs-2 pair counts 1/2. A decoder that predicts 
 stimulus therefore scores exactly chance, not above it.
 
 :func:`retrieval_scores` computes the three metrics on any predictions (any decoder's); :func:`retrieval`
-is the labelled cross-validated entry point.
+is the labelled cross-validated entry point; ``retrieval(..., decoder="contrastive")`` swaps the ridge decoder for
+the CLIP-style :class:`~neurobridge.decoding.ContrastiveDecoder` under the same folds, candidates and metrics.
 """
 
 from __future__ import annotations
@@ -357,9 +358,65 @@ def _fit_predict(X_np, E_np, codes, grp, folds, alpha_grid, inner_cv, alpha_per_
     return P, alpha_chosen
 
 
-def _fold_scores(P: torch.Tensor, E_np: np.ndarray, test_stims, n_cand, candidates: str, metric: str, ks):
+DECODERS = ("ridge", "contrastive")
+
+
+def _resolve_decoder(decoder, alphas, alpha_per_target):
+    """``None`` for the ridge decoder, else the (unfitted) :class:`ContrastiveDecoder` to clone per fold."""
+    from ._contrastive import ContrastiveDecoder
+
+    if isinstance(decoder, str):
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder={decoder!r}: use one of {DECODERS} or a ContrastiveDecoder(...) instance")
+        if decoder == "ridge":
+            return None
+        decoder = ContrastiveDecoder(random_state=0)
+    elif not isinstance(decoder, ContrastiveDecoder):
+        raise TypeError(f"decoder must be 'ridge', 'contrastive' or a nb.decoding.ContrastiveDecoder, got "
+                        f"{type(decoder).__name__}")
+    if alphas is not None or alpha_per_target:
+        raise ValueError("alphas and alpha_per_target choose the ridge penalty, but decoder is contrastive; drop "
+                         "them (the contrastive decoder is regularised by early stopping and weight_decay), or use "
+                         "decoder='ridge'")
+    return decoder
+
+
+def _fit_predict_contrastive(X_np, E_np, codes, folds, decoder, dev, progress):
+    """Held-out predictions ``(n_stimuli, d)`` of a contrastive decoder fitted per fold (trials of a test
+    stimulus averaged), the candidates of each fold in that fold's target space ``[(n_stimuli, d), ...]``, and
+    the fitted temperature and epochs run per fold."""
+    from sklearn.base import clone
+
+    dtype = resolve_dtype(None)
+    X = torch.as_tensor(X_np, dtype=dtype, device=dev)
+    E = torch.as_tensor(E_np, dtype=dtype, device=dev)
+    n_stim = E.shape[0]
+    codes_t = torch.as_tensor(codes, device=dev)
+    P = torch.zeros_like(E)
+    cands, temperature, n_epochs = [], [], []
+    for tr, va in progress_bar(folds, desc="retrieval (contrastive)", progress=progress, unit="fold"):
+        tr_t, va_t = torch.as_tensor(tr, device=dev), torch.as_tensor(va, device=dev)
+        model = clone(decoder)
+        if model.progress is None:
+            model.set_params(progress=False)  # one bar, over the folds
+        model.fit(X[tr_t], E[codes_t[tr_t]])
+        pred = model.predict(X[va_t]).to(device=dev, dtype=dtype)
+        c_va = codes_t[va_t]
+        sums = torch.zeros_like(E).index_add_(0, c_va, pred)
+        counts = torch.zeros(n_stim, dtype=dtype, device=dev).index_add_(0, c_va, torch.ones_like(c_va, dtype=dtype))
+        held = torch.as_tensor(np.unique(codes[va]), device=dev)
+        P[held] = sums[held] / counts[held, None]
+        cands.append(model.transform_target(E).to(device=dev, dtype=dtype))
+        temperature.append(model.temperature_)
+        n_epochs.append(model.n_epochs_)
+    return P, cands, np.asarray(temperature, dtype=float), np.asarray(n_epochs, dtype=np.int64)
+
+
+def _fold_scores(P: torch.Tensor, E_np: np.ndarray, test_stims, n_cand, candidates: str, metric: str, ks,
+                 E_folds=None):
     """Per fold: summed top-k hits (fold, len(ks)), summed rank accuracies, summed 2-vs-2 outcomes, the number
-    of queries and of (ordered) pairs, and the top-k chance (fold, len(ks))."""
+    of queries and of (ordered) pairs, and the top-k chance (fold, len(ks)). ``E_folds``: the candidates of each
+    fold (a decoder's own target space, fitted per fold) instead of ``E_np`` for all."""
     dev = P.device
     E = torch.as_tensor(E_np, dtype=P.dtype, device=dev)
     n_f = len(test_stims)
@@ -370,11 +427,17 @@ def _fold_scores(P: torch.Tensor, E_np: np.ndarray, test_stims, n_cand, candidat
     n_pairs = np.zeros(n_f)
     chance_k = np.zeros((n_f, len(ks)))
     D_all = tol_all = None
-    if candidates == "all":
+    if candidates == "all" and E_folds is None:
         D_all = pairwise_distances(P, E, metric)
         tol_all = _tolerance(D_all)
     for f, held_np in enumerate(test_stims):
         held = torch.as_tensor(held_np, device=dev)
+        if E_folds is not None:
+            E = E_folds[f]
+            if candidates == "all":
+                D_all = torch.zeros((P.shape[0], E.shape[0]), dtype=P.dtype, device=dev)
+                D_all[held] = pairwise_distances(P[held], E, metric)
+                tol_all = _tolerance(D_all[held])
         if candidates == "test":
             D = pairwise_distances(P[held], E[held], metric)
             tol = _tolerance(D)
@@ -400,7 +463,7 @@ def _fold_scores(P: torch.Tensor, E_np: np.ndarray, test_stims, n_cand, candidat
 
 # --------------------------------------------------------------------------------------------- the entry
 def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str = "stimulus", cv: Any = 5,
-              groups=None, alphas: Sequence[float] | None = None, metric: str = "correlation",
+              groups=None, decoder: Any = "ridge", alphas: Sequence[float] | None = None, metric: str = "correlation",
               top_k: int | Sequence[int] = (1, 5), candidates: str = "test", keep_folds: bool = False,
               inner_cv: Any = 5, alpha_per_target: bool = False, device: str | None = None,
               progress: bool | None = None) -> xr.Dataset:
@@ -410,7 +473,10 @@ def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str =
     stimuli (alpha from an inner cross-validation, :func:`neurobridge.encoding.solve_ridge_cv`) and predicts the
     embedding of each held-out stimulus, which has never been trained on. Each prediction is then ranked among
     the candidate embeddings: top-k accuracy, rank accuracy and 2-vs-2 accuracy (Mitchell et al. 2008), as
-    :func:`retrieval_scores` defines them.
+    :func:`retrieval_scores` defines them. With ``decoder="contrastive"`` a
+    :class:`~neurobridge.decoding.ContrastiveDecoder` (CLIP InfoNCE, Benchetrit, Banville & King 2023) is fitted
+    instead, on the same folds, and scored by the same metrics among the same candidates, so the two compare
+    directly.
 
     Parameters
     ----------
@@ -433,6 +499,15 @@ def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str =
     groups : str or array, optional
         Group of each sample (or a coordinate name) kept within one fold. Default: none for stimuli, the
         stimulus ids for trials (the repetitions of a stimulus are held out together).
+    decoder : {"ridge", "contrastive"} or ContrastiveDecoder
+        ``"ridge"`` (default): ridge regression, alpha by inner cross-validation. ``"contrastive"``:
+        ``ContrastiveDecoder(random_state=0)``, or pass a configured ``ContrastiveDecoder(...)`` (cloned per
+        fold). It is fitted on each training set (its own validation split of the training stimuli for early
+        stopping) and compared with the candidates in its target space
+        (:meth:`~neurobridge.decoding.ContrastiveDecoder.transform_target`: the embedding less the training
+        mean, projected when ``project_target=True``). Its predictions carry a direction, not a scale: use the
+        ``"correlation"`` or ``"cosine"`` metric with it. ``alphas``, ``inner_cv`` and ``alpha_per_target`` are
+        ridge options (``alphas``/``alpha_per_target`` refused, ``inner_cv`` ignored).
     alphas : sequence of float, optional
         Ridge grid (default :data:`neurobridge.encoding.DEFAULT_ALPHAS`, 1e-3 ... 1e7).
     metric : {"correlation", "cosine", "euclidean"}
@@ -469,19 +544,22 @@ def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str =
         ``top_<k>`` for each ``k``, ``rank_accuracy`` and ``two_vs_two``: 0-d, pooled over the folds (the
         mean over all queries, and over all within-fold pairs for 2-vs-2), or over ``fold`` with ``keep_folds``; each with
         its ``chance`` attr. ``alpha``: the chosen alpha per ``fold`` (and embedding dim with
-        ``alpha_per_target``). ``prediction``: the held-out predicted embedding ``(stimulus, <dim>)`` of every
-        stimulus, with a ``test_fold`` coordinate (score other metrics with :func:`retrieval_scores`). Attrs:
+        ``alpha_per_target``); with the contrastive decoder ``temperature`` and ``n_epochs`` per ``fold``
+        instead. ``prediction``: the held-out predicted embedding ``(stimulus, <dim>)`` of every
+        stimulus (in each fold's target space for the contrastive decoder), with a ``test_fold`` coordinate
+        (score other metrics with :func:`retrieval_scores`). Attrs:
         ``metric``, ``candidates``, ``n_candidates`` (an int, or a list per fold when test folds differ in
         size), ``chance_<score>`` for every score (``k / n_candidates`` for top-k, averaged over queries; 0.5
-        for rank and 2-vs-2), ``top_k``, ``alphas`` (the grid), ``n_folds``, ``n_stimuli``, ``cv``,
-        ``sample_dim``, ``estimator``.
+        for rank and 2-vs-2), ``top_k``, ``alphas`` (the grid; ridge only), ``n_folds``, ``n_stimuli``, ``cv``,
+        ``sample_dim``, ``decoder`` (``"ridge"`` or ``"contrastive"``), ``estimator``.
 
     Raises
     ------
     ValueError
         NaN or inf in brain or embedding, brain stimuli without an embedding, duplicated stimulus ids (each a
         ``SchemaError``), fewer stimuli than folds, a stimulus in the training and the test part of a fold,
-        ``top_k`` larger than the number of candidates, an unknown metric; each message names the fix.
+        ``top_k`` larger than the number of candidates, an unknown metric or decoder, ridge options with the
+        contrastive decoder; each message names the fix.
 
     Examples
     --------
@@ -496,6 +574,9 @@ def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str =
     (10, 0.1, 0.5)
     >>> bool(res["top_1"] > 0.3), bool(res["rank_accuracy"] > 0.8), bool(res["two_vs_two"] > 0.9)
     (True, True, True)
+    >>> ctr = nb.decoding.retrieval(brain, emb, cv=5, top_k=(1, 5), decoder="contrastive")  # same folds, metrics
+    >>> ctr.attrs["decoder"], bool(ctr["rank_accuracy"] > 0.8), ctr["temperature"].dims
+    ('contrastive', True, ('fold',))
     """
     from ..encoding import DEFAULT_ALPHAS
 
@@ -504,6 +585,7 @@ def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str =
     if candidates not in CANDIDATES:
         raise ValueError(f"candidates={candidates!r}: use 'test' (the held-out stimuli of each fold) or 'all' "
                          "(every stimulus)")
+    contrastive = _resolve_decoder(decoder, alphas, alpha_per_target)
     X_np, E_np, codes, emb_a, edim = _prepare(brain, embedding, sample_dim)
     n, n_stim = X_np.shape[0], E_np.shape[0]
     grp = _groups(brain, groups, sample_dim, codes)
@@ -525,10 +607,15 @@ def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str =
     # small problems lose more to thread synchronisation than they gain (nulls run this hundreds of times)
     threads = cpu_threads(1, dev) if X_np.size * len(folds) < SMALL_ELEMENTS else contextlib.nullcontext()
     with threads:
-        P, alpha_chosen = _fit_predict(X_np, E_np, codes, grp, folds, alpha_grid, inner_cv, alpha_per_target, dev,
-                                       progress)
+        if contrastive is None:
+            P, alpha_chosen = _fit_predict(X_np, E_np, codes, grp, folds, alpha_grid, inner_cv, alpha_per_target,
+                                           dev, progress)
+            E_folds = None
+        else:
+            P, E_folds, temperature, n_epochs = _fit_predict_contrastive(X_np, E_np, codes, folds, contrastive, dev,
+                                                                         progress)
         hits, rank_sum, pair_sum, n_q, n_pairs, chance_k = _fold_scores(P, E_np, test_stims, n_cand, candidates,
-                                                                        metric, ks)
+                                                                        metric, ks, E_folds)
 
     names = [f"top_{k}" for k in ks] + ["rank_accuracy", "two_vs_two"]
     chance = {f"top_{k}": float((chance_k[:, i] * n_q).sum() / n_q.sum()) for i, k in enumerate(ks)}
@@ -547,11 +634,13 @@ def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str =
         values = {name: ((), float(v)) for name, v in zip(names, pooled, strict=True)}
     data_vars = {name: xr.Variable(dims, v, attrs={"chance": chance[name]}) for name, (dims, v) in values.items()}
     n_f = len(folds)
-    alpha_arr = np.stack(alpha_chosen)  # (fold, d)
-    if alpha_per_target:
-        data_vars["alpha"] = xr.Variable(("fold", edim), alpha_arr)
+    if contrastive is not None:
+        data_vars["temperature"] = xr.Variable(("fold",), temperature)
+        data_vars["n_epochs"] = xr.Variable(("fold",), n_epochs)
+    elif alpha_per_target:
+        data_vars["alpha"] = xr.Variable(("fold", edim), np.stack(alpha_chosen))  # (fold, d)
     else:
-        data_vars["alpha"] = xr.Variable(("fold",), alpha_arr[:, 0])
+        data_vars["alpha"] = xr.Variable(("fold",), np.stack(alpha_chosen)[:, 0])
     test_fold = np.empty(n_stim, dtype=np.int64)
     for f, held_np in enumerate(test_stims):
         test_fold[held_np] = f
@@ -565,11 +654,14 @@ def retrieval(brain: xr.DataArray, embedding: xr.DataArray, *, sample_dim: str =
         "n_candidates": int(n_cand[0]) if len(set(n_cand)) == 1 else [int(c) for c in n_cand],
         **{f"chance_{name}": chance[name] for name in names},
         "top_k": list(ks),
-        "alphas": [float(a) for a in np.atleast_1d(np.asarray(alpha_grid, dtype=float))],
         "n_folds": n_f,
         "n_stimuli": int(n_stim),
         "cv": repr(cv) if not isinstance(cv, (list, tuple)) else f"{n_f} given folds",
         "sample_dim": sample_dim,
-        "estimator": "ridge (alpha by inner cv, " + ("per embedding dim)" if alpha_per_target else "shared)"),
+        "decoder": "ridge" if contrastive is None else "contrastive",
+        "estimator": ("ridge (alpha by inner cv, " + ("per embedding dim)" if alpha_per_target else "shared)"))
+        if contrastive is None else repr(contrastive),
     }
+    if contrastive is None:
+        attrs["alphas"] = [float(a) for a in np.atleast_1d(np.asarray(alpha_grid, dtype=float))]
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
