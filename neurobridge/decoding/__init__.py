@@ -19,8 +19,9 @@ What is here
   by cluster mass and by the maximum statistic; :func:`group_test` -- sign flips of subjects' curves,
   cluster-corrected (calibrated: 3-7% family-wise false positives at alpha 0.05 on smooth and few-stimuli
   nulls, ``tests/decoding/test_inference.py``).
-* A batched torch path for the linear decoders ``"ridge"`` (``RidgeClassifier`` / ``Ridge``) and ``"lda"``
-  (shrinkage LDA, Ledoit-Wolf, ``solver="lsqr"``): every time point and fold in one batched closed-form solve,
+* A batched torch path for the linear decoders ``"ridge"`` (``RidgeClassifier`` / ``Ridge``), ``"lda"``
+  (shrinkage LDA, Ledoit-Wolf, ``solver="lsqr"``) and ``"logistic"`` (``LogisticRegression`` with the L2 penalty:
+  batched truncated Newton on scikit-learn's objective): every time point and fold in one batched solve,
   every ``(time, time2)`` prediction in batched GEMMs, scores reduced in torch, on CPU or GPU, with the
   predictions of scikit-learn on each time point. Any other scikit-learn estimator or Pipeline runs on the
   generic path (per fold and time point, on threads sharing the data).
@@ -29,8 +30,7 @@ What is here
 
 Not yet (issue 12)
 ------------------
-Logistic regression on the batched path (it runs on the generic path), alpha selection for the batched
-ridge (a fixed alpha per call today), searchlight/ROI maps, the decoding benchmark kind
+Alpha selection for the batched ridge (a fixed alpha per call today), searchlight/ROI maps, the decoding benchmark kind
 of ``neurobridge benchmark``, and nilearn brain maps of patterns (topomaps: ``mne.EvokedArray`` of the
 patterns, as ``tutorials/07_decoding.ipynb`` shows).
 

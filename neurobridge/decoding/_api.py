@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from ._linear import (
     decisions_generalizing,
     decisions_sliding,
     fit_linear,
+    fit_logistic,
     haufe_patterns,
 )
 from ._scoring import chance_level, score
@@ -28,7 +30,7 @@ def _linear_response(D: torch.Tensor, scoring: str, kind: str, classification: b
     if not classification:
         return D
     if scoring == "roc_auc":
-        if D.shape[-1] > 1 and kind == "lda":  # as predict_proba (the 'roc_auc_ovr' scorer of scikit-learn)
+        if D.shape[-1] > 1 and kind in ("lda", "logistic"):  # predict_proba, as scikit-learn's 'roc_auc_ovr'
             return torch.softmax(D, -1)
         return D
     if D.shape[-1] == 1:
@@ -67,6 +69,70 @@ def _sklearn_response(model, X: np.ndarray, scoring: str, classification: bool, 
     return torch.as_tensor(np.asarray(model.predict(X)).astype(np.int64), device=device)
 
 
+# ------------------------------------------------------------------------------------------ logistic
+def _logistic_spec(estimator) -> Spec | None:
+    """The batched logistic path for ``"logistic"`` and for a ``LogisticRegression`` whose objective it minimises
+    (L2 penalty, finite C, intercept, a solver of the full objective: lbfgs, newton-cg, newton-cholesky, and the
+    multinomial loss for several classes); ``None`` for anything else."""
+    from sklearn.linear_model import LogisticRegression
+
+    if isinstance(estimator, str):
+        return Spec("logistic", 0.0, None, LogisticRegression(), "logistic") if estimator.lower() == "logistic" \
+            else None
+    if type(estimator) is not LogisticRegression:
+        return None
+    prm = estimator.get_params(deep=False)
+    penalty = prm.get("penalty", "l2")
+    l1_ratio = prm.get("l1_ratio")
+    l2 = penalty == "l2" or (penalty == "deprecated" and (l1_ratio is None or l1_ratio == 0))
+    C = prm.get("C", 1.0)
+    exact = (l2 and np.ndim(C) == 0 and 0 < float(C) < np.inf and prm.get("fit_intercept", True)
+             and not prm.get("dual", False) and prm.get("solver", "lbfgs") in ("lbfgs", "newton-cg", "newton-cholesky")
+             and prm.get("multi_class", "auto") in ("auto", "deprecated")  # older scikit-learn's "multinomial"
+             # fits two classes by a softmax of two penalised rows: another objective
+             and (prm.get("class_weight") is None or prm.get("class_weight") == "balanced"
+                  or isinstance(prm.get("class_weight"), dict)))
+    return Spec("logistic", 0.0, None, estimator, repr(estimator)) if exact else None
+
+
+def _prepare(brain, target, dim, sample_dim, groups, estimator, scoring):
+    """:func:`prepare`, with logistic regression routed to the batched path."""
+    spec = _logistic_spec(estimator)
+    if spec is None:
+        return prepare(brain, target, dim, sample_dim, groups, estimator, scoring)
+    problem, _, scoring = prepare(brain, target, dim, sample_dim, groups, spec.estimator, scoring)
+    return problem, spec, scoring
+
+
+def _fit_logistic(problem: Problem, spec: Spec, X: torch.Tensor, masks: torch.Tensor, stacklevel: int = 2):
+    """Batched logistic regressions of every fit (row of ``masks``), with the estimator's C, class_weight, tol and
+    max_iter; a ConvergenceWarning, as scikit-learn's, for fits that did not reach tol (``stacklevel`` frames up:
+    the user's call)."""
+    prm = spec.estimator.get_params(deep=False)
+    weights = masks.to(X.dtype)
+    cw = prm.get("class_weight")
+    if cw is not None:
+        from sklearn.utils.class_weight import compute_class_weight
+
+        labels = problem.classes[problem.y]
+        for f in range(len(masks)):
+            tr = masks[f].cpu().numpy()
+            per_class = compute_class_weight(cw, classes=problem.classes, y=labels[tr])
+            weights[f] *= torch.as_tensor(per_class[problem.y], dtype=X.dtype, device=X.device)
+    fit = fit_logistic(X, torch.as_tensor(problem.y, device=X.device), weights, n_classes=len(problem.classes),
+                       C=float(prm["C"]), tol=float(prm.get("tol", 1e-4)), max_iter=int(prm.get("max_iter", 100)))
+    if not bool(fit.converged.all()):
+        from sklearn.exceptions import ConvergenceWarning
+
+        bad = int((~fit.converged).sum())
+        warnings.warn(f"logistic regression did not converge for {bad} of {fit.converged.numel()} fits (fold x "
+                      f"{problem.dim or 'fit'}) within max_iter={prm.get('max_iter', 100)} Newton iterations "
+                      f"(largest scaled gradient {float(fit.grad_max.max()):.2g} > tol={prm.get('tol', 1e-4):g}); "
+                      "increase max_iter, scale the data (z-score each channel, e.g. brain / brain.std('trial')) "
+                      "or use a smaller C", ConvergenceWarning, stacklevel=stacklevel + 1)
+    return fit.models
+
+
 # ------------------------------------------------------------------------------------------ the paths
 def _targets_tensor(problem: Problem, spec: Spec, dtype, device) -> torch.Tensor:
     if spec.kind == "lda":
@@ -101,9 +167,12 @@ def _fast_impl(problem: Problem, spec: Spec, folds, scoring: str, generalize: bo
     masks = torch.zeros(len(folds), n, dtype=torch.bool, device=device)
     for f, (tr, _) in enumerate(folds):
         masks[f, torch.as_tensor(tr, device=device)] = True
-    Yfit = _targets_tensor(problem, spec, dtype, device)
+    Yfit = None if spec.kind == "logistic" else _targets_tensor(problem, spec, dtype, device)
     n_cls = 0 if problem.classification is False else len(problem.classes)
-    models = fit_linear(spec.kind, X, Yfit, masks, alpha=spec.alpha, shrinkage=spec.shrinkage, n_classes=n_cls)
+    if spec.kind == "logistic":
+        models = _fit_logistic(problem, spec, X, masks, stacklevel=5)  # _fast_impl, _fast, _run, sliding, user
+    else:
+        models = fit_linear(spec.kind, X, Yfit, masks, alpha=spec.alpha, shrinkage=spec.shrinkage, n_classes=n_cls)
     k = models.coef.shape[-1]
     y_all = torch.as_tensor(problem.y, device=device) if problem.classification else \
         torch.as_tensor(problem.y, dtype=dtype, device=device)
@@ -192,7 +261,7 @@ def _run(brain, target, dim, estimator, cv, groups, scoring, keep_folds, sample_
     if generalize and dim is None:
         raise ValueError("generalizing needs a dim to train and test along (e.g. dim='time'); for a single "
                          "score without one use nb.decoding.sliding(..., dim=None)")
-    problem, spec, scoring = prepare(brain, target, dim, sample_dim, groups, estimator, scoring)
+    problem, spec, scoring = _prepare(brain, target, dim, sample_dim, groups, estimator, scoring)
     folds = make_cv_folds(problem, cv)
     dev = resolve_device(None, device)
     if spec.kind == "generic":
@@ -230,14 +299,21 @@ _COMMON_DOC = """
         are regressed.
     dim : str or None
         The dim to decode at each point of (default ``"time"``).
-    estimator : "ridge", "lda" or a scikit-learn estimator / Pipeline
+    estimator : "ridge", "lda", "logistic" or a scikit-learn estimator / Pipeline
         ``"ridge"`` (default): ``RidgeClassifier(alpha=1)`` for labels, ``Ridge(alpha=1)`` for continuous
-        targets; ``"lda"``: ``LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")``. These, and the
-        equal scikit-learn instances (``Ridge``/``RidgeClassifier`` with a scalar alpha and an exact solver,
-        ``LinearDiscriminantAnalysis(solver="lsqr")`` with any shrinkage), run on the batched torch path: every
-        time point and fold in one batched solve, every prediction in batched GEMMs, scores reduced in torch,
-        with the same predictions as scikit-learn on each time point. Any other estimator runs on the generic
-        path: cloned and fitted per fold and time point on ``n_jobs`` threads over the shared data.
+        targets; ``"lda"``: ``LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")``; ``"logistic"``:
+        ``LogisticRegression()`` (L2, ``C=1``). These, and the equal scikit-learn instances
+        (``Ridge``/``RidgeClassifier`` with a scalar alpha and an exact solver,
+        ``LinearDiscriminantAnalysis(solver="lsqr")`` with any shrinkage, ``LogisticRegression`` with the L2
+        penalty, a finite ``C``, an intercept, any ``class_weight``, and the lbfgs, newton-cg or
+        newton-cholesky solver), run on the batched torch path: every time point and fold in one batched solve,
+        every prediction in batched GEMMs, scores reduced in torch, with the same predictions as scikit-learn
+        on each time point (closed forms to rounding; logistic regression is minimised by batched truncated
+        Newton to the estimator's ``tol`` on the same gradient as scikit-learn's, with ``max_iter`` bounding
+        the Newton iterations and a ``ConvergenceWarning`` for fits that did not get there; the two
+        iterative solvers stop near, not at, the same point: the same accuracy to about 0.01 at the default
+        ``tol``, the same scores at a tight one). Any other estimator runs on the generic path: cloned and
+        fitted per fold and time point on ``n_jobs`` threads over the shared data.
     cv : int, scikit-learn splitter or list of (train, test) index pairs
         An int gives ``StratifiedKFold(cv)`` for labels and ``KFold(cv)`` otherwise (as ``check_cv``, so as
         ``mne.decoding.cross_val_multiscore``); with ``groups``, ``StratifiedGroupKFold(cv)`` for labels (no
@@ -357,7 +433,7 @@ def patterns(brain: xr.DataArray, target, dim: str | None = "time", *, estimator
     ----------
     brain, target, dim, sample_dim, device
         As :func:`sliding`.
-    estimator : "ridge", "lda" or a linear scikit-learn estimator
+    estimator : "ridge", "lda", "logistic" or a linear scikit-learn estimator
         As :func:`sliding`; a generic estimator must expose ``coef_`` of shape ``(k, n_features)`` or
         ``(n_features,)`` (not a Pipeline: scale the data first).
 
@@ -378,7 +454,7 @@ def patterns(brain: xr.DataArray, target, dim: str | None = "time", *, estimator
     >>> A.dims, int(abs(A).argmax("channel")[0])
     (('channel', 'time'), 2)
     """
-    problem, spec, _ = prepare(brain, target, dim, sample_dim, None, estimator, None)
+    problem, spec, _ = _prepare(brain, target, dim, sample_dim, None, estimator, None)
     dev = resolve_device(None, device)
     dtype = resolve_dtype(None)
     X, g = _centred(problem, dtype, dev)
@@ -404,6 +480,8 @@ def patterns(brain: xr.DataArray, target, dim: str | None = "time", *, estimator
         from ._linear import LinearModels
 
         models = LinearModels(W, torch.zeros(1, T, W.shape[-1], dtype=dtype, device=dev))
+    elif spec.kind == "logistic":
+        models = _fit_logistic(problem, spec, X, torch.ones(1, n, dtype=torch.bool, device=dev), stacklevel=2)
     else:
         masks = torch.ones(1, n, dtype=torch.bool, device=dev)
         Yfit = _targets_tensor(problem, spec, dtype, dev)

@@ -29,8 +29,8 @@ import xarray as xr
 from ..core import resolve_device
 from ..core._progress import progress_bar
 from ..stats import cluster_test, max_statistic, pvalue
-from ._api import _dim_coords, _fast, _generic
-from ._inputs import make_cv_folds, prepare
+from ._api import _dim_coords, _fast, _generic, _prepare
+from ._inputs import make_cv_folds
 from ._scoring import chance_level
 
 __all__ = ["permutation_test", "group_test"]
@@ -127,7 +127,7 @@ def permutation_test(brain: xr.DataArray, target, dim: str | None = "time", *, e
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations!r} (1000 is usual; 99 for a quick look)")
     if generalize and dim is None:
         raise ValueError("generalize=True needs a dim to train and test along (e.g. dim='time')")
-    problem, spec, scoring = prepare(brain, target, dim, sample_dim, groups, estimator, scoring)
+    problem, spec, scoring = _prepare(brain, target, dim, sample_dim, groups, estimator, scoring)
     dev = resolve_device(None, device)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 

@@ -38,7 +38,7 @@ class Spec(NamedTuple):
     kind: str  # "ridge", "lda" or "generic"
     alpha: float
     shrinkage: Any
-    estimator: Any  # the scikit-learn estimator (generic path), else None
+    estimator: Any  # the scikit-learn estimator (generic path; the LogisticRegression of the batched logistic path)
     name: str
 
 
@@ -60,9 +60,11 @@ def resolve_estimator(estimator, classification: bool | None) -> Spec:
                 raise ValueError("estimator='lda' classifies labels, but the target is continuous; use "
                                  "estimator='ridge' for continuous targets (or pass class labels)")
             return Spec("lda", 0.0, "auto", None, "lda")
-        raise ValueError(f"estimator must be 'ridge', 'lda' or a scikit-learn estimator, got {estimator!r}")
+        raise ValueError(f"estimator must be 'ridge', 'lda', 'logistic' or a scikit-learn estimator, "
+                         f"got {estimator!r}")
     if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
-        raise TypeError(f"estimator must be 'ridge', 'lda' or a scikit-learn estimator (with fit and get_params), "
+        raise TypeError(f"estimator must be 'ridge', 'lda', 'logistic' or a scikit-learn estimator (with fit and "
+                        "get_params), "
                         f"got {type(estimator).__name__}")
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import Ridge, RidgeClassifier

@@ -56,7 +56,9 @@ PATTERN_ESTIMATORS = {
     "lda": (lambda: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"), "lda"),
     "lda_fixed": (lambda: LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.3),
                   LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.3)),
-    "logistic_generic": (lambda: LogisticRegression(C=0.5), LogisticRegression(C=0.5)),
+    # saga keeps LogisticRegression on the generic path (the batched one takes lbfgs/newton solvers)
+    "logistic_generic": (lambda: LogisticRegression(C=0.5, solver="saga", tol=1e-10, max_iter=10000),
+                         LogisticRegression(C=0.5, solver="saga", tol=1e-10, max_iter=10000)),
 }
 
 
@@ -430,7 +432,7 @@ def test_nan_error_is_a_schema_error():
 def test_generic_path_threads_give_identical_results():
     X, y = _labelled_data(n=40, p=4, t=4, n_classes=3, seed=40)
     brain = nb.core.eeg_epochs(X, stimulus=_ids(40), sfreq=100.0)
-    est = LogisticRegression(C=0.3)
+    est = LogisticRegression(C=0.3, solver="saga", max_iter=2000)  # saga: the generic path
     kw = dict(estimator=est, keep_folds=True, progress=False)
     one = nb.decoding.sliding(brain, y, n_jobs=1, **kw)
     two = nb.decoding.sliding(brain, y, n_jobs=2, **kw)
