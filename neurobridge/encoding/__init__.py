@@ -24,6 +24,7 @@ from ._alignment import (
     fit_srm,
     hyperalign,
 )
+from ._attention import AttentionReadout
 from ._ceiling import noise_ceiling, normalized_score, variance_partitioning
 from ._cv import check_folds, make_folds
 from ._delays import HRFConvolver, TimeDelayer, delay_features
@@ -55,4 +56,5 @@ __all__ = [
     "solve_banded_ridge_cv",
     "align_subjects", "hyperalign", "fit_srm", "Hyperalignment", "SharedResponseModel", "HyperalignmentResult",
     "SRMResult", "SubjectAlignment",
+    "AttentionReadout",
 ]
