@@ -74,6 +74,9 @@ def _stack_units(da: xr.DataArray, sample_dim: str) -> xr.DataArray:
     if other == ["unit"]:
         out = da.transpose(sample_dim, "unit")
         return out if "unit" in out.indexes else out.assign_coords(unit=np.arange(out.sizes["unit"]))
+    # token/space dims before `unit`, whatever the DataArray's order: columns are token-major, as the token-
+    # structured estimators (AttentionReadout(n_tokens=...)) read them
+    other = [d for d in other if d != "unit"] + (["unit"] if "unit" in other else [])
     stacked = da.stack(_u=other).transpose(sample_dim, "_u")
     labels = ["/".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in stacked["_u"].values]
     stacked = stacked.drop_vars([c for c in stacked.coords if "_u" in stacked[c].dims or c in other])

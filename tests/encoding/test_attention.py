@@ -243,3 +243,16 @@ def test_bad_inputs():
         AttentionReadout().predict(X)
     with pytest.raises(AttributeError, match="no linear coef_"):
         _ = fitted.coef_
+
+
+def test_token_structured_features_flatten_token_major_whatever_their_dim_order():
+    """fit_encoding flattens (stimulus, unit, token) and (stimulus, token, unit) features the same way (token-major),
+    so AttentionReadout(n_tokens=...) reads the same columns from both."""
+    from neurobridge.encoding._labelled import _stack_units
+
+    rng = np.random.default_rng(0)
+    a = xr.DataArray(rng.normal(size=(5, 3, 4)), dims=("stimulus", "token", "unit"),
+                     coords={"stimulus": list("abcde"), "token": [0, 1, 2], "unit": [0, 1, 2, 3]})
+    b = a.transpose("stimulus", "unit", "token")
+    np.testing.assert_array_equal(_stack_units(a, "stimulus").values, _stack_units(b, "stimulus").values)
+    np.testing.assert_array_equal(_stack_units(b, "stimulus").values.reshape(5, 3, 4), a.values)
