@@ -28,6 +28,14 @@ What exists
 * :meth:`SAE.save` / :func:`load_sae`: safetensors weights + JSON config, with the variant checked on load.
 * :class:`SparseDictionary`: any of the above as a scikit-learn transformer (``fit`` / ``transform`` /
   ``inverse_transform``), e.g. in a Pipeline before :class:`neurobridge.encoding.RidgeCV`.
+* Brains (:mod:`._brain`): :func:`latent_codes` (dense codes as a labelled ``(stimulus, latent)`` DataArray, pooled
+  over tokens if asked); :func:`latent_encoding` (``fit_encoding`` on the latents and on the raw units with the same
+  outer folds: held-out r per voxel / channel for both); :func:`latent_brain_map` (``(latent, voxel|channel...)``
+  correlations or ridge weights, ready for ``nb.io.to_nifti`` / topomaps); :func:`top_stimuli` (top-activating
+  stimuli per latent with their labels); :func:`latent_selectivity` (AUC or d' for a stimulus label, permutation
+  p-values over stimuli, FDR); SAEs on brain responses: :func:`brain_sae_input` (voxels, or channels x time, as
+  units; stimulus x time as samples), :func:`latent_patterns` (decoder rows in the brain's dims and units),
+  :func:`train_brain_sae`.
 
 Planted-dictionary recovery (``nb.datasets.simulate_sparse_codes``, 64 atoms in 32 dims, 3 active, 256 latents,
 625 steps; fraction of atoms matched at cosine > 0.9, tests/sae): TopK 100%, BatchTopK 98-100%,
@@ -39,8 +47,7 @@ sparsity pressure on the codes (their L0 is near ``n_latents`` unless ``zero_tol
 Not yet (issue 13)
 ------------------
 Streaming from zarr activation stores or from a live model, several layers per run, checkpoint / resume;
-downstream loss recovered; loading SAELens or sparsify checkpoints; analyses against brain data (latents as
-encoding features, latent -> voxel maps, top-activating stimuli); the tutorial.
+downstream loss recovered; loading SAELens or sparsify checkpoints.
 
 Examples
 --------
@@ -53,6 +60,17 @@ Examples
 True
 """
 
+from ._brain import (
+    BrainSAE,
+    brain_sae_input,
+    latent_brain_map,
+    latent_codes,
+    latent_encoding,
+    latent_patterns,
+    latent_selectivity,
+    top_stimuli,
+    train_brain_sae,
+)
 from ._config import (
     BatchTopKConfig,
     JumpReLUConfig,
@@ -70,4 +88,6 @@ from ._train import SAEEvaluation, TrainResult, evaluate, train_sae
 
 __all__ = ["SAEConfig", "TopKConfig", "BatchTopKConfig", "MatryoshkaBatchTopKConfig", "ReLUConfig", "JumpReLUConfig",
            "SemiNMFConfig", "NMFConfig", "SAE", "SparseCode", "load_sae", "train_sae", "evaluate", "TrainResult",
-           "SAEEvaluation", "SemiNMF", "NMF", "NMFResult", "fit_nmf", "SparseDictionary"]
+           "SAEEvaluation", "SemiNMF", "NMF", "NMFResult", "fit_nmf", "SparseDictionary",
+           "latent_codes", "latent_encoding", "latent_brain_map", "top_stimuli", "latent_selectivity",
+           "brain_sae_input", "latent_patterns", "train_brain_sae", "BrainSAE"]
