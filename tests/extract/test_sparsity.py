@@ -200,10 +200,8 @@ def test_unit_percentiles_match_numpy_within_one_bin():
         np.testing.assert_array_equal(h - 1, sp.batch_sparsity(torch.from_numpy(v[rows])[:, None, :]).hist.numpy())
 
 
-def test_store_round_trip_and_resume_keep_the_sparsity_state(tmp_path):
-    net = WideMLP(width=16, n_layers=2)
-    x = mlp_inputs(30)
-    mem = nb.extract.sparsity(nb.extract.activations(net, x, "layers.*", batch_size=10, progress=False))
+def _fail_at_third_batch():
+    """A preprocess class whose instances share a call count and raise on the third batch (an interrupted run)."""
 
     class Fail:
         calls = 0
@@ -213,6 +211,16 @@ def test_store_round_trip_and_resume_keep_the_sparsity_state(tmp_path):
             if Fail.calls == 3:
                 raise RuntimeError("interrupted")
             return torch.as_tensor(np.asarray(batch))
+
+    return Fail
+
+
+def test_store_round_trip_and_resume_keep_the_sparsity_state(tmp_path):
+    net = WideMLP(width=16, n_layers=2)
+    x = mlp_inputs(30)
+    mem = nb.extract.sparsity(nb.extract.activations(net, x, "layers.*", batch_size=10, progress=False))
+
+    Fail = _fail_at_third_batch()
 
     path = tmp_path / "s.zarr"
     with pytest.raises(RuntimeError, match="interrupted"):
@@ -312,14 +320,7 @@ def test_a_store_written_before_the_sparsity_statistics_still_resumes_and_opens(
     net = WideMLP(width=16, n_layers=2)
     x = mlp_inputs(30)
 
-    class Fail:
-        calls = 0
-
-        def __call__(self, batch):
-            Fail.calls += 1
-            if Fail.calls == 3:
-                raise RuntimeError("interrupted")
-            return torch.as_tensor(np.asarray(batch))
+    Fail = _fail_at_third_batch()
 
     path = tmp_path / "old.zarr"
     with pytest.raises(RuntimeError, match="interrupted"):

@@ -16,19 +16,9 @@ import neurobridge as nb
 from neurobridge.core import SchemaError
 from neurobridge.sae import SAE, BatchTopKConfig, TopKConfig, evaluate, load_sae, train_sae
 
+from ._helpers import assert_same_state as _assert_same_state
+
 CONFIGS = {"topk": TopKConfig, "batchtopk": BatchTopKConfig}
-
-
-def _state(sae: SAE) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in sae.state_dict().items()}
-
-
-def _assert_same_state(a: SAE, b: SAE) -> None:
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        assert sa[key].dtype == sb[key].dtype, key
-        assert torch.equal(sa[key], sb[key]), key
 
 
 def _recovery(W_dec: torch.Tensor, dictionary: np.ndarray) -> np.ndarray:

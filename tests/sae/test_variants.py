@@ -48,6 +48,8 @@ from neurobridge.sae import (
 )
 from neurobridge.sae._functional import decoder_norm_l1, jumprelu, step
 
+from ._helpers import assert_same_state as _assert_same_state
+
 # -- helpers ---------------------------------------------------------------------------------------------------------
 
 
@@ -57,18 +59,6 @@ def _recovery(W_dec: torch.Tensor, dictionary: np.ndarray) -> np.ndarray:
     W = W / np.linalg.norm(W, axis=1, keepdims=True)
     D = dictionary / np.linalg.norm(dictionary, axis=1, keepdims=True)
     return (D @ W.T).max(axis=1)
-
-
-def _state(sae: SAE) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in sae.state_dict().items()}
-
-
-def _assert_same_state(a: SAE, b: SAE) -> None:
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        assert sa[key].dtype == sb[key].dtype, key
-        assert torch.equal(sa[key], sb[key]), key
 
 
 def _perturbed(cfg, *, seed=3, dtype=torch.float64) -> SAE:
