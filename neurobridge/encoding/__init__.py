@@ -28,6 +28,7 @@ from ._attention import AttentionReadout
 from ._ceiling import noise_ceiling, normalized_score, variance_partitioning
 from ._cv import check_folds, make_folds
 from ._delays import HRFConvolver, TimeDelayer, delay_features
+from ._distributed import fit_encoding_distributed, layer_sweep_distributed
 from ._estimators import BandedRidgeCV, KernelRidgeCV, Ridge, RidgeCV, correlation_score, r2_score
 from ._labelled import Design, fit_encoding, layer_sweep, prepare_design
 from ._solvers import (
@@ -48,7 +49,7 @@ from ._trf import fit_trf
 
 __all__ = [
     "fit_encoding", "layer_sweep", "fit_trf", "noise_ceiling", "normalized_score", "variance_partitioning",
-    "Design", "prepare_design",
+    "Design", "prepare_design", "fit_encoding_distributed", "layer_sweep_distributed",
     "make_folds", "check_folds", "TimeDelayer", "HRFConvolver", "delay_features",
     "Ridge", "RidgeCV", "KernelRidgeCV", "BandedRidgeCV", "r2_score", "correlation_score",
     "DEFAULT_ALPHAS", "RIDGE_SOLVERS", "RidgeResult", "RidgeCVResult", "KernelRidgeCVResult", "BandedRidgeCVResult",
