@@ -22,7 +22,7 @@ __all__ = [
 logger = logging.getLogger("neurobridge")
 
 METRICS = ("rsa", "encoding")
-SPLITS = ("stimulus", "subject", "time")
+SPLITS = ("stimulus", "subject")
 CEILINGS = ("auto", "subject", "none")
 MODALITIES = ("vision", "text", "other")
 
@@ -77,10 +77,18 @@ class Benchmark:
     """``"subject"``: leave-one-subject-out noise ceiling (needs a ``subject`` dim); ``"auto"``: that when the
     target has several subjects, the simulator's ceiling for simulated data, else none; ``"none"``."""
     split: str = "stimulus"
-    """What held-out layer selection splits: ``"stimulus"`` (random halves of stimuli), ``"subject"`` (halves of
-    subjects) or ``"time"`` (alternate time samples, for time-resolved data with few conditions)."""
+    """What held-out layer selection splits: ``"stimulus"`` (random halves of the stimuli; the held-out score
+    generalises to new stimuli and is 0 on average for an unrelated model) or ``"subject"`` (halves of subjects;
+    generalises to new subjects for the same stimuli). Time-resolved data split stimuli too: time samples are not
+    independent (see :mod:`neurobridge.benchmark._selection`), so ``"time"`` is refused. With fewer than 6
+    stimuli no stimulus split is possible: the in-sample best layer is shown and the held-out score is NaN."""
     n_splits: int = 20
     """Number of (selection, test) splits averaged for the held-out score."""
+    n_permutations: int = 199
+    """RSA only: stimulus permutations of the brain data for ``heldout_p``, the p-value of the held-out score under
+    "no layer relates to the brain" (the whole selection is redone on each permutation, so the test is exact for
+    any number of them; the smallest p is ``1 / (n_permutations + 1)``). The cost grows with permutations x splits
+    x stimuli^2 x subjects x time points; 0 skips the test."""
     feature_dim: str | None = None
     """Dim of brain features when the target holds responses (``voxel``, ``channel``); inferred when ``None``."""
     time_window: tuple[float, float] | None = None
@@ -95,6 +103,12 @@ class Benchmark:
     def __post_init__(self):
         if self.metric not in METRICS:
             raise ValueError(f"benchmark {self.name!r}: metric must be one of {METRICS}, got {self.metric!r}")
+        if self.split == "time":
+            raise ValueError(f"benchmark {self.name!r}: split='time' is no longer supported: samples of a smooth time "
+                             "axis (alternate or blocked) share noise and the brain's stimulus geometry, so a layer "
+                             "chosen on some time points is not held out from the others (on null M/EEG the "
+                             "'held-out' score equalled the in-sample maximum). Use split='stimulus' (halves of the "
+                             "stimuli, any number of time points) or split='subject'")
         if self.split not in SPLITS:
             raise ValueError(f"benchmark {self.name!r}: split must be one of {SPLITS}, got {self.split!r}")
         if self.ceiling not in CEILINGS:
@@ -105,6 +119,9 @@ class Benchmark:
             raise ValueError(f"benchmark name must be a non-empty string without spaces, got {self.name!r}")
         if self.n_splits < 1:
             raise ValueError(f"benchmark {self.name!r}: n_splits must be >= 1, got {self.n_splits}")
+        if self.n_permutations < 0:
+            raise ValueError(f"benchmark {self.name!r}: n_permutations must be >= 0 (0: no p-value), got "
+                             f"{self.n_permutations}")
 
     @property
     def selection_rule(self) -> str:
@@ -122,10 +139,11 @@ class Benchmark:
         if self.metric == "encoding":
             return ("best layer chosen by inner cross-validation on the training stimuli of each outer fold and "
                     f"scored on that fold's held-out stimuli (nested cross-validation); mean over {n_splits} folds")
-        what = {"stimulus": "a random half of the stimuli", "subject": "half of the subjects",
-                "time": "every other time sample"}[self.split]
-        rest = {"stimulus": "the other half", "subject": "the other subjects",
-                "time": "the interleaved samples"}[self.split]
+        if n_splits == 0:
+            return ("no held-out selection (too few stimuli for halves of 3 or more): the layer shown is the in-sample "
+                    "best, its score is optimistic, and no held-out score is reported")
+        what = {"stimulus": "a random half of the stimuli", "subject": "half of the subjects"}[self.split]
+        rest = {"stimulus": "the other half", "subject": "the other subjects"}[self.split]
         return f"best layer chosen on {what} and scored on {rest}; mean over {n_splits} split{'s' if n_splits > 1 else ''}"
 
 
@@ -518,10 +536,11 @@ _BUILTINS = [
         description="monkey IT (674 neurons), 92 objects: RSA with bootstrap CIs over stimuli (one RDM: no ceiling)",
         citation="Kiani et al. (2007) J Neurophysiol 97; Kriegeskorte et al. (2008) Neuron 60(6)"),
     Benchmark(
-        "mne-sample-meg-rsa", data=_mne_sample, dataset="mne_sample_evoked", modality="text", split="time",
-        n_splits=2, time_window=(0.0, 0.5), demo=True,
+        "mne-sample-meg-rsa", data=_mne_sample, dataset="mne_sample_evoked", modality="text", split="stimulus",
+        time_window=(0.0, 0.5), demo=True,
         description="time-resolved RSA of MNE sample MEG (4 conditions) against a text model of the condition "
-                    "descriptions: a pipeline demonstration, not a scientific result (4 conditions = 6 pairs)",
+                    "descriptions: a pipeline demonstration, not a scientific result (4 conditions = 6 pairs, too "
+                    "few for held-out layer selection: the in-sample best layer is shown)",
         citation="Gramfort et al. (2013) Front Neurosci 7:267"),
     Benchmark(
         "simulated-fmri-encoding", data=_simulated, dataset="simulated", metric="encoding", split="stimulus",

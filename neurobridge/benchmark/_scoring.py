@@ -3,6 +3,20 @@
 The result of scoring is a *piece*: an ``xr.Dataset`` over ``layer`` (and ``time`` for time-resolved data)
 with per-layer variables and scalar per-(model, benchmark) variables; the runner stacks pieces into the
 ``(model, benchmark, layer[, time])`` scores.
+
+What the inference in a piece means (RSA benchmarks):
+
+- ``heldout_score``: the chosen layer's score on held-out halves of the stimuli (or subjects), averaged over
+  splits; unbiased for the chosen layer, 0 on average for a model unrelated to the brain when stimuli are split
+  (time-resolved data included: time points are never split, see :mod:`._selection`).
+- ``heldout_p``: one-sided permutation p-value of ``heldout_score`` under "no layer relates to the brain" (the
+  brain data's stimuli relabelled, the selection redone on every permutation): exact, so its false-positive rate
+  is the nominal one for any number of stimuli, time points or subjects.
+- ``ci_low``/``ci_high`` (per layer): pointwise 95% bootstrap intervals of each layer's score, valid for a layer
+  fixed in advance, not for the best of the profile.
+- ``selected_ci_low``/``_high``: a simultaneous 95% band over all layers (:func:`simultaneous_ci`), so it covers
+  the selected layer's score although the layer was chosen from the same data; as calibrated as the bootstrap
+  variance it is built from. With fewer than 10 stimuli there is no bootstrap and these are NaN.
 """
 
 from __future__ import annotations
@@ -14,9 +28,15 @@ import numpy as np
 import xarray as xr
 
 from ._registry import Benchmark, BenchmarkData
-from ._selection import half_splits, select_layer_heldout, subject_splits
+from ._selection import (
+    MIN_HALF,
+    HeldOutSelection,
+    half_splits,
+    select_layer_heldout,
+    subject_splits,
+)
 
-__all__ = ["score_benchmark", "check_layers", "UnusableLayersError", "target_rdm", "stimulus_ids"]
+__all__ = ["score_benchmark", "check_layers", "UnusableLayersError", "target_rdm", "stimulus_ids", "simultaneous_ci"]
 
 logger = logging.getLogger("neurobridge")
 
@@ -24,9 +44,9 @@ _FEATURE_DIMS = ("voxel", "channel", "unit", "neuron", "electrode", "vertex", "f
 
 # scalar variables of a piece and their fill value when a (model, benchmark) pair is absent
 SCALARS = {
-    "heldout_score": np.nan, "heldout_normalised_score": np.nan, "selected_layer": "", "selected_ci_low": np.nan,
-    "selected_ci_high": np.nan, "ceiling_lower": np.nan, "ceiling_upper": np.nan, "best_layer": "",
-    "best_score": np.nan, "n_stimuli": -1, "n_subjects": -1, "n_splits": -1, "selection_rule": "",
+    "heldout_score": np.nan, "heldout_p": np.nan, "heldout_normalised_score": np.nan, "selected_layer": "",
+    "selected_ci_low": np.nan, "selected_ci_high": np.nan, "ceiling_lower": np.nan, "ceiling_upper": np.nan,
+    "best_layer": "", "best_score": np.nan, "n_stimuli": -1, "n_subjects": -1, "n_splits": -1, "selection_rule": "",
     "metric": "", "ci_method": "", "demo": -1,
 }
 LAYER_VARS = ("score", "ci_low", "ci_high", "normalised_score", "selection_frequency", "depth")
@@ -143,10 +163,6 @@ def target_rdm(bench: Benchmark, target: xr.DataArray) -> xr.DataArray:
     return rsa.rdm(da, sample_dim="stimulus", feature_dim=_feature_dim(da, bench), metric=bench.rdm_metric)
 
 
-def _sub(rdm: xr.DataArray, idx: np.ndarray) -> xr.DataArray:
-    return rdm.isel(stimulus=idx, stimulus2=idx)
-
-
 def _window(bench: Benchmark, times: np.ndarray) -> np.ndarray:
     lo, hi = bench.time_window if bench.time_window is not None else (0.0, np.inf)
     mask = (times >= lo) & (times <= hi)
@@ -163,6 +179,186 @@ def _summary(scores: xr.DataArray, bench: Benchmark) -> xr.DataArray:
     if "time" in scores.dims:
         scores = scores.isel(time=_window(bench, scores["time"].values)).mean("time")
     return scores
+
+
+def _square_values(rdm: xr.DataArray, lead: list[str], ids: list) -> np.ndarray:
+    """Values of an RDM as ``(*lead, n, n)`` in the stimulus order ``ids`` (dims in ``lead`` absent: size 1)."""
+    if "stimulus2" in rdm.coords and not np.array_equal(rdm["stimulus2"].values, rdm["stimulus"].values):
+        rdm = rdm.sel(stimulus2=rdm["stimulus"].values)
+    if not np.array_equal(rdm["stimulus"].values, np.asarray(ids, dtype=rdm["stimulus"].dtype)):
+        rdm = rdm.sel(stimulus=ids, stimulus2=ids)
+    for d in lead:
+        if d not in rdm.dims:
+            rdm = rdm.expand_dims(d)
+    return np.asarray(rdm.transpose(*lead, "stimulus", "stimulus2").values, dtype=np.float32)  # as rsa.compare
+
+
+def _split_scores(model: np.ndarray, brain: np.ndarray, idx: np.ndarray, perms: np.ndarray,
+                  method: str) -> np.ndarray:
+    """RDM similarity on the stimuli ``idx`` of every layer with the brain RDMs relabelled by each permutation.
+
+    ``model`` (L, n, n), ``brain`` (S, T, n, n), ``idx`` (k,) stimulus indices, ``perms`` (P, n) with the
+    identity first. Returns (P, L, S, T): layer ``l`` on stimuli ``idx`` against the brain's responses to
+    stimuli ``perm[idx]``. Permutations that send ``idx`` to the same set of brain stimuli share one ranking of
+    that set's dissimilarities (with few stimuli most do), so Spearman correlations cost one ranking per set.
+    """
+    import torch
+
+    from neurobridge import rsa
+
+    k = len(idx)
+    iu, ju = np.triu_indices(k, 1)
+    x = torch.as_tensor(model[:, idx[iu], idx[ju]])  # (L, pairs)
+    n_layers, n_pairs = x.shape
+    n_sub, n_time = brain.shape[:2]
+    bt = torch.as_tensor(brain)
+    # Spearman = Pearson of (average) ranks, and Pearson = dot product of centred unit vectors: both are prepared
+    # once per set of brain stimuli (centring and scaling do not depend on the order of the entries)
+    direct = method in ("spearman", "pearson")
+    if direct:
+        x = _unit_centred(rsa.rank(x) if method == "spearman" else x)
+    chunk = max(1, int(2**22 // max(1, n_sub * n_time * n_pairs)))  # bound the (S, T, chunk, pairs) gathers
+    out = []
+    for start in range(0, len(perms), chunk):
+        where = perms[start:start + chunk][:, idx]  # (c, k): brain stimulus shown in each half position
+        sets, inv = np.unique(np.sort(where, axis=1), axis=0, return_inverse=True)
+        y_sets = bt[:, :, torch.as_tensor(sets[:, iu]), torch.as_tensor(sets[:, ju])]  # (S, T, U, pairs)
+        if direct:
+            y_sets = _unit_centred(rsa.rank(y_sets) if method == "spearman" else y_sets)
+        # the pair (i, j) of half positions is the pair (pos[i], pos[j]) of the sorted set: its condensed index
+        pos = np.argsort(np.argsort(where, axis=1), axis=1)
+        lo, hi = np.minimum(pos[:, iu], pos[:, ju]), np.maximum(pos[:, iu], pos[:, ju])
+        cond = lo * k - lo * (lo + 1) // 2 + (hi - lo - 1)  # (c, pairs)
+        y = y_sets[:, :, torch.as_tensor(inv.reshape(-1))[:, None], torch.as_tensor(cond)]  # (S, T, c, pairs)
+        if direct:
+            sim = torch.einsum("lp,stcp->clst", x, y)
+        else:
+            sim = rsa.compare_vectors(x.reshape(n_layers, 1, 1, 1, n_pairs), y.unsqueeze(0), method).permute(3, 0, 1, 2)
+        out.append(sim.cpu().numpy())
+    return np.concatenate(out, axis=0)
+
+
+def _unit_centred(v):
+    """Centre and scale to unit norm along the last axis (a constant vector stays 0, as in rsa.compare)."""
+    import torch
+
+    from neurobridge.core import check_finite
+
+    check_finite(v, "an RDM", fix="drop the affected stimuli first")
+    v = v - v.mean(-1, keepdim=True)
+    norm = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+    return v / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+def _nanmean(x: np.ndarray, axis) -> np.ndarray:
+    ok = np.isfinite(x)
+    n = ok.sum(axis=axis)
+    return np.where(n > 0, np.where(ok, x, 0.0).sum(axis=axis) / np.maximum(n, 1), np.nan)
+
+
+def _rsa_heldout(bench: Benchmark, mrdm: xr.DataArray, brain: xr.DataArray, layers: list[str], n_subjects: int,
+                 seed: int, profile: np.ndarray) -> tuple[HeldOutSelection, int]:
+    """Held-out layer selection of an RSA benchmark over halves of stimuli or subjects, with its p-value.
+
+    The selection and test scores are computed for the observed brain RDMs and for ``bench.n_permutations``
+    relabellings of their stimuli (one permutation for all subjects and time points, the same splits), so the
+    held-out score's null distribution includes the selection. Time-resolved scores are averaged over the
+    benchmark's window before selecting.
+    """
+    from neurobridge.stats import permutation_indices
+
+    ids = list(mrdm["stimulus"].values.tolist())
+    n_stim = len(ids)
+    if "time" in brain.dims:
+        brain = brain.isel(time=_window(bench, brain["time"].values))
+    model = _square_values(mrdm, ["layer"], ids)
+    sq = _square_values(brain, ["subject", "time"], ids)  # (S, T, n, n)
+    perms = np.arange(n_stim)[None]
+    if bench.n_permutations > 0:
+        perms = np.concatenate([perms, permutation_indices(n_stim, bench.n_permutations, seed=seed).numpy()])
+    if bench.split == "subject":
+        if n_subjects < 2:
+            raise ValueError(f"benchmark {bench.name!r} splits subjects but the brain data have {n_subjects}")
+        per_subject = _nanmean(_split_scores(model, sq, np.arange(n_stim), perms, bench.compare), axis=3)  # P,L,S
+        splits = subject_splits(n_subjects, max_splits=bench.n_splits, seed=seed)
+        sel = np.stack([_nanmean(per_subject[:, :, a], axis=2) for a, _ in splits], axis=1)  # (P, splits, L)
+        test = np.stack([_nanmean(per_subject[:, :, b], axis=2) for _, b in splits], axis=1)
+    else:
+        if n_stim < 2 * MIN_HALF:
+            logger.warning("%s: %d stimuli are too few to split into halves of %d or more; no held-out layer "
+                           "selection (the in-sample best layer is shown, with no held-out score)", bench.name,
+                           n_stim, MIN_HALF)
+            best = int(np.nanargmax(profile))
+            return HeldOutSelection(np.nan, layers[best], np.full(len(layers), np.nan), np.empty(0, int),
+                                    np.empty(0)), 0
+        splits = half_splits(n_stim, bench.n_splits, seed=seed)[: bench.n_splits]
+        cache: dict[bytes, np.ndarray] = {}
+
+        def half(idx):
+            key = idx.tobytes()
+            if key not in cache:
+                cache[key] = _nanmean(_split_scores(model, sq, idx, perms, bench.compare), axis=(2, 3))  # (P, L)
+            return cache[key]
+        sel = np.stack([half(a) for a, _ in splits], axis=1)
+        test = np.stack([half(b) for _, b in splits], axis=1)
+    null = {"select_null": sel[1:], "test_null": test[1:]} if len(perms) > 1 else {}
+    return select_layer_heldout(sel[0], test[0], layers, **null), len(splits)
+
+
+def simultaneous_ci(samples: np.ndarray, estimate: np.ndarray, level: float = 0.95, *,
+                    se: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Simultaneous (max-|t|) bootstrap confidence band over layers, valid for a layer chosen from the data.
+
+    ``estimate[l] +- q * se[l]``, with ``q`` the ``level`` quantile over bootstrap samples of
+    ``max_l |samples[:, l] - estimate[l]| / se[l]``: all layers are covered together with probability ``level``
+    (as far as the bootstrap is right), so whichever layer a selection rule picks is covered too. A pointwise
+    interval of the best of several layers is not: under the null it excludes 0 far more often than 1 - level.
+
+    Parameters
+    ----------
+    samples : array, shape (n_bootstraps, n_layers)
+        Bootstrap samples of each layer's score (NaN samples ignored).
+    estimate : array, shape (n_layers,)
+        Each layer's score on the data.
+    level : float
+        Coverage of the band.
+    se : array, shape (n_layers,), optional
+        Standard errors (default: the standard deviation of ``samples``); pass corrected ones to use them.
+
+    Returns
+    -------
+    low, high : arrays, shape (n_layers,)
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> boot = rng.normal(size=(2000, 10))
+    >>> low, high = simultaneous_ci(boot, np.zeros(10))
+    >>> bool(2.6 < high[0] < 3.0)  # wider than the pointwise 1.96 for 10 independent layers
+    True
+    """
+    samples = np.asarray(samples, dtype=float)
+    estimate = np.asarray(estimate, dtype=float)
+    if samples.ndim != 2 or samples.shape[1:] != estimate.shape:
+        raise ValueError(f"samples must be (n_bootstraps, n_layers) and estimate (n_layers,); got {samples.shape} "
+                         f"and {estimate.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if se is None:
+        ok = np.isfinite(samples)
+        n = ok.sum(axis=0)
+        mean = np.where(ok, samples, 0.0).sum(axis=0) / np.maximum(n, 1)
+        se = np.sqrt(np.where(ok, (samples - mean) ** 2, 0.0).sum(axis=0) / np.maximum(n - 1, 1))
+        se = np.where(n >= 2, se, np.nan)
+    se = np.asarray(se, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.abs(samples - estimate) / np.where(se > 0, se, np.nan)
+    t = np.where(np.isfinite(t), t, -np.inf).max(axis=1)
+    t = t[np.isfinite(t)]
+    if t.size == 0:
+        return np.full(estimate.shape, np.nan), np.full(estimate.shape, np.nan)
+    q = float(np.quantile(t, level))
+    return estimate - q * se, estimate + q * se
 
 
 def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.DataArray], *, n_bootstrap: int,
@@ -203,6 +399,7 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
 
     # bootstrap CIs of the per-layer profile (of the time-window mean for time-resolved data)
     ci_low = ci_high = np.full(len(layers), np.nan)
+    selected_ci = None
     ci_method = "none"
     n_stim = len(ids)
     if n_bootstrap > 0 and n_stim >= 10:
@@ -213,53 +410,19 @@ def _score_rsa(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, xr.Dat
         boot = _summary(ev["bootstrap"], bench)  # time-window mean (no subject dim here)
         b = boot.transpose("bootstrap", "layer").values
         ci_low, ci_high = np.nanpercentile(b, 2.5, axis=0), np.nanpercentile(b, 97.5, axis=0)
+        selected_ci = simultaneous_ci(b, profile.values.astype(float))
         what = "stimuli and subjects" if over == "both" else "stimuli"
-        ci_method = f"95% bootstrap percentile interval over {what} ({n_bootstrap} resamples, nb.rsa.evaluate_models)"
+        ci_method = (f"95% bootstrap percentile interval over {what} ({n_bootstrap} resamples, "
+                     f"nb.rsa.evaluate_models) per layer; the selected layer's CI is a simultaneous 95% band over "
+                     f"the {len(layers)} layers (max-|t| bootstrap), valid after choosing the layer")
     elif n_bootstrap > 0:
         logger.info("%s: %d stimuli are too few for a stimulus bootstrap; no CI", bench.name, n_stim)
 
-    # held-out layer selection
-    if bench.split == "subject":
-        if n_subjects < 2:
-            raise ValueError(f"benchmark {bench.name!r} splits subjects but the brain data have {n_subjects}")
-        per_subject = full
-        if "time" in per_subject.dims:
-            per_subject = per_subject.isel(time=_window(bench, per_subject["time"].values)).mean("time")
-        per_subject = per_subject.transpose("layer", "subject").values
-        splits = subject_splits(n_subjects, max_splits=bench.n_splits, seed=seed)
-        sel = np.stack([per_subject[:, a].mean(1) for a, _ in splits])
-        test = np.stack([per_subject[:, b].mean(1) for _, b in splits])
-    elif bench.split == "stimulus":
-        splits = half_splits(n_stim, bench.n_splits, seed=seed)[: bench.n_splits]
-        sel, test = [], []
-        cache: dict[bytes, np.ndarray] = {}
+    # held-out layer selection (and its permutation p-value), on stimuli or subjects; never on time points
+    held, n_splits = _rsa_heldout(bench, mrdm, brain, layers, n_subjects, seed, profile.values.astype(float))
 
-        def half_score(idx):
-            key = idx.tobytes()
-            if key not in cache:
-                cache[key] = _summary(rsa.compare(_sub(mrdm, idx), _sub(brain, idx), method=bench.compare),
-                                      bench).values
-            return cache[key]
-        for a, b in splits:
-            sel.append(half_score(a))
-            test.append(half_score(b))
-        sel, test = np.stack(sel), np.stack(test)
-    else:  # time
-        if "time" not in full.dims:
-            raise ValueError(f"benchmark {bench.name!r} splits time but its brain data have no 'time' dim")
-        prof_t = full.mean("subject") if "subject" in full.dims else full
-        idx = np.flatnonzero(_window(bench, prof_t["time"].values))
-        if len(idx) < 2:
-            raise ValueError(f"benchmark {bench.name!r}: need at least 2 time points in the window to split time")
-        even, odd = idx[0::2], idx[1::2]
-        vals = prof_t.transpose("layer", "time").values
-        splits = [(even, odd), (odd, even)][: max(1, bench.n_splits)]
-        sel = np.stack([vals[:, a].mean(1) for a, _ in splits])
-        test = np.stack([vals[:, b].mean(1) for _, b in splits])
-    held = select_layer_heldout(sel, test, layers)
-
-    ds = _piece(bench, layers, profile.values.astype(float), ci_low, ci_high, lower, upper, held, len(splits),
-                n_stim, n_subjects, ci_method)
+    ds = _piece(bench, layers, profile.values.astype(float), ci_low, ci_high, lower, upper, held, n_splits,
+                n_stim, n_subjects, ci_method, selected_ci=selected_ci)
     if "time" in full.dims:
         st = full.mean("subject") if "subject" in full.dims else full
         ds["score_time"] = st.transpose("layer", "time").drop_vars(
@@ -344,9 +507,10 @@ def _score_encoding(bench: Benchmark, target: xr.DataArray, acts: Mapping[str, x
 
 
 def _piece(bench, layers, profile, ci_low, ci_high, lower, upper, held, n_splits, n_stim, n_subjects,
-           ci_method) -> xr.Dataset:
+           ci_method, selected_ci=None) -> xr.Dataset:
     layers = list(layers)
     j = layers.index(held.selected_layer)
+    sel_low, sel_high = (ci_low, ci_high) if selected_ci is None else selected_ci
     best = int(np.nanargmax(profile))
     with np.errstate(invalid="ignore", divide="ignore"):
         norm = profile / lower if np.isfinite(lower) and lower > 0 else np.full(len(layers), np.nan)
@@ -361,10 +525,11 @@ def _piece(bench, layers, profile, ci_low, ci_high, lower, upper, held, n_splits
             "selection_frequency": ("layer", np.asarray(held.frequency, float)),
             "depth": ("layer", np.arange(len(layers), dtype=float)),
             "heldout_score": held.heldout_score,
+            "heldout_p": float(held.pvalue),
             "heldout_normalised_score": float(held_norm),
             "selected_layer": held.selected_layer,
-            "selected_ci_low": float(np.asarray(ci_low, float)[j]),
-            "selected_ci_high": float(np.asarray(ci_high, float)[j]),
+            "selected_ci_low": float(np.asarray(sel_low, float)[j]),
+            "selected_ci_high": float(np.asarray(sel_high, float)[j]),
             "ceiling_lower": float(lower),
             "ceiling_upper": float(upper),
             "best_layer": layers[best],
@@ -407,8 +572,9 @@ def score_benchmark(bench: Benchmark, data: BenchmarkData, acts: Mapping[str, xr
     -------
     piece : xr.Dataset
         Per-layer ``score``, ``ci_low``, ``ci_high``, ``normalised_score``, ``selection_frequency``, ``depth``
-        (and ``score_time`` for time-resolved data) plus scalars ``heldout_score``, ``selected_layer``,
-        ``ceiling_lower``/``ceiling_upper``, ...
+        (and ``score_time`` for time-resolved data) plus scalars ``heldout_score``, ``heldout_p`` (RSA with
+        ``bench.n_permutations > 0``, else NaN), ``selected_layer``, ``selected_ci_low``/``_high``,
+        ``ceiling_lower``/``ceiling_upper``, ... (their meaning: the module docstring).
     extras : dict
         In-memory extras for figures (``model_rdms``, ``brain_rdm`` for RSA).
 

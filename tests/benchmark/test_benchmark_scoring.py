@@ -60,7 +60,7 @@ def test_heldout_score_is_not_inflated_under_the_null():
     assert abs(np.mean(heldout)) < 0.03
 
 
-def test_rsa_of_responses_builds_brain_rdms_and_time_split():
+def test_rsa_of_responses_builds_brain_rdms_and_selects_on_stimuli():
     rng = np.random.default_rng(0)
     acts = planted_features(n_stim=12, n_layers=3)
     ids = acts["L0"]["stimulus"].values
@@ -70,7 +70,7 @@ def test_rsa_of_responses_builds_brain_rdms_and_time_split():
     data = rng.normal(size=(12, 16, 21)) * 0.5
     data[:, :, times >= 0] += drive[:, :, None]
     ev = nb.core.evoked(data, stimulus=ids, times=times)
-    bench = _bench("time", n_splits=2, time_window=(0.0, 0.3))
+    bench = _bench("stimulus", n_splits=4, time_window=(0.0, 0.3))  # time splits are refused (issue 16)
     piece, extras = score_benchmark(bench, BenchmarkData(None, ev), acts, n_bootstrap=0)
     assert piece["score_time"].dims == ("layer", "time")
     assert str(piece["selected_layer"].values) == "L2"
