@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["encoding", "rsa", "rsa_inference", "extraction", "decoding", "sae"])
+@pytest.mark.parametrize("script", ["encoding", "rsa", "rsa_inference", "extraction", "decoding", "sae", "calibration"])
 def test_benchmark_script_quick(script, tmp_path):
     out = tmp_path / "table.csv"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--quick", "--out", str(out)],
