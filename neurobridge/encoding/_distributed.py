@@ -28,7 +28,6 @@ import xarray as xr
 
 from ..core import (
     SchemaError,
-    Workspace,
     as_tensor,
     check_finite,
     optional_import,
@@ -46,16 +45,14 @@ from ._labelled import (
     prepare_design,
     resolve_gap,
 )
-from ._memory import target_batch_size, threads_for
+from ._memory import threads_for
 from ._solvers import (
     DEFAULT_ALPHAS,
     _alphas,
-    _batches,
     _fold_fits,
-    _fold_scores,
     _select_and_refit,
-    _val_targets,
     _work,
+    fold_fit_scores,
 )
 
 __all__ = ["fit_encoding_distributed", "layer_sweep_distributed"]
@@ -133,41 +130,10 @@ def _outer_plans(design, folds, est, gap_n: int, return_weights: bool):
 # ------------------------------------------------------------------------------------- on the workers
 def _cv_scores(fits, perm, Y: torch.Tensor, alphas: torch.Tensor, *, fit_intercept: bool, scoring: str,
                n_targets_batch: int | None) -> torch.Tensor:
-    """Validation scores (n_alphas, n_targets) of precomputed inner folds: the target loop of
-    ``_solvers._kfold_scores`` after its ``_fold_fits`` (the same arithmetic, so the same alphas)."""
-    dev = Y.device
-    n_alphas, n_t, n = len(alphas), Y.shape[1], Y.shape[0]
-    r_max = max(f.Z.shape[1] for f in fits)
-    n_val_max = max(f.A.shape[0] for f in fits)
-    per_target = Y.element_size() * (n + r_max + 3 * n_val_max + n_alphas * (len(fits) + 1))
-    batch = target_batch_size(n_t, per_target, dev, n_targets_batch=n_targets_batch)
-    scores = torch.zeros(n_alphas, n_t, dtype=Y.dtype, device=dev)
-    inv = [1.0 / (f.lam[None, :] + alphas[:, None]) for f in fits]
-    ws = Workspace(Y.dtype, dev)
-    contiguous = all(isinstance(f.va, slice) for f in fits)
-    for b in _batches(n_t, batch):
-        tb = b.stop - b.start
-        Yb = Y[:, b]
-        if perm is not None:
-            Yb = torch.index_select(Yb, 0, perm, out=ws("y", (n, tb)))
-        total = Yb.sum(0) if fit_intercept and contiguous else None
-        for f, d in zip(fits, inv, strict=True):
-            Yv_raw = Yb[f.va]
-            pieces = [(f.Z[zr], Yb[yr]) for zr, yr in f.tr]
-            if not fit_intercept:
-                ym = None
-            elif total is not None:
-                ym = (total - Yv_raw.sum(0)).div_(f.n_tr)
-            else:
-                ym = pieces[0][1].mean(0)
-            Bp = ws("bp", (f.Z.shape[1], tb))
-            torch.mm(pieces[0][0].T, pieces[0][1], out=Bp)
-            for Zp, Yp in pieces[1:]:
-                Bp.addmm_(Zp.T, Yp)
-            YvT, denom = _val_targets(Yv_raw, ym, scoring, ws)
-            scores[:, b] += _fold_scores(scoring, f.A, d, Bp, YvT, denom, ws)
-    scores /= len(fits)
-    return scores
+    """Validation scores (n_alphas, n_targets) of precomputed inner folds: the same target loop as
+    ``_solvers._kfold_scores`` (so the same alphas), without a progress bar on the workers."""
+    return fold_fit_scores(fits, perm, Y, alphas, fit_intercept=fit_intercept, scoring=scoring,
+                           n_targets_batch=n_targets_batch, progress=False)
 
 
 def _fit_fold(f: _FoldPlan, Ytr: torch.Tensor, plan: _Plan):

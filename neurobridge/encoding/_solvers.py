@@ -493,16 +493,27 @@ def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds,
     the decomposition of the whole design for the refit, ``(dec, x_mean)`` (else None)."""
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
-    dev = X.device
     fits, perm, full = _fold_fits(X, folds, fit_intercept=fit_intercept, method=method, with_full=with_full)
-    n_alphas, n_t, n = len(alphas), Y.shape[1], X.shape[0]
+    scores = fold_fit_scores(fits, perm, Y, alphas, fit_intercept=fit_intercept, scoring=scoring,
+                             n_targets_batch=n_targets_batch, progress=progress, desc=desc)
+    return scores, full
+
+
+def fold_fit_scores(fits, perm, Y: torch.Tensor, alphas: torch.Tensor, *, fit_intercept: bool, scoring: str,
+                    n_targets_batch: int | None, progress: bool | None = False,
+                    desc: str = "ridge cv") -> torch.Tensor:
+    """Validation scores (n_alphas, n_targets) averaged over folds, from the folds' decompositions
+    (:func:`_fold_fits`): the target loop of :func:`_kfold_scores`, also run by the distributed workers on
+    decompositions computed once and scattered."""
+    dev = Y.device
+    n_alphas, n_t, n = len(alphas), Y.shape[1], Y.shape[0]
     r_max = max(f.Z.shape[1] for f in fits)
     n_val_max = max(f.A.shape[0] for f in fits)
-    per_target = X.element_size() * (n + r_max + 3 * n_val_max + n_alphas * (len(folds) + 1))
+    per_target = Y.element_size() * (n + r_max + 3 * n_val_max + n_alphas * (len(fits) + 1))
     batch = target_batch_size(n_t, per_target, dev, n_targets_batch=n_targets_batch)
-    scores = torch.zeros(n_alphas, n_t, dtype=X.dtype, device=dev)
+    scores = torch.zeros(n_alphas, n_t, dtype=Y.dtype, device=dev)
     inv = [1.0 / (f.lam[None, :] + alphas[:, None]) for f in fits]  # (n_alphas, r) per fold
-    ws = Workspace(X.dtype, dev)
+    ws = Workspace(Y.dtype, dev)
     contiguous = all(isinstance(f.va, slice) for f in fits)
     for b in progress_bar(list(_batches(n_t, batch)), desc=desc, progress=progress, unit="target batch"):
         tb = b.stop - b.start
@@ -525,8 +536,8 @@ def _kfold_scores(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, folds,
                 Bp.addmm_(Zp.T, Yp)
             YvT, denom = _val_targets(Yv_raw, ym, scoring, ws)
             scores[:, b] += _fold_scores(scoring, f.A, d, Bp, YvT, denom, ws)
-    scores /= len(folds)
-    return scores, full
+    scores /= len(fits)
+    return scores
 
 
 @_small_single_threaded()
