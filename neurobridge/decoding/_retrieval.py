@@ -331,6 +331,15 @@ def _inner_cv(inner_cv, groups_tr, n_tr: int):
     return k
 
 
+def _put_stimulus_means(P: torch.Tensor, pred: torch.Tensor, codes: torch.Tensor, held) -> None:
+    """Write into ``P`` (n_stimuli, d) the mean over its trials of each held-out stimulus' predictions."""
+    sums = torch.zeros_like(P).index_add_(0, codes, pred)
+    counts = torch.zeros(P.shape[0], dtype=P.dtype, device=P.device).index_add_(
+        0, codes, torch.ones_like(codes, dtype=P.dtype))
+    held = torch.as_tensor(held, device=P.device)
+    P[held] = sums[held] / counts[held, None]
+
+
 def _fit_predict(X_np, E_np, codes, grp, folds, alpha_grid, inner_cv, alpha_per_target, dev, progress):
     """Held-out predicted embeddings ``(n_stimuli, d)`` (trials of a test stimulus averaged) and the chosen
     alphas per fold ``[(d,), ...]``."""
@@ -339,7 +348,6 @@ def _fit_predict(X_np, E_np, codes, grp, folds, alpha_grid, inner_cv, alpha_per_
     dtype = resolve_dtype(None)
     X = torch.as_tensor(X_np, dtype=dtype, device=dev)
     E = torch.as_tensor(E_np, dtype=dtype, device=dev)
-    n_stim = E.shape[0]
     codes_t = torch.as_tensor(codes, device=dev)
     P = torch.zeros_like(E)
     alpha_chosen = []
@@ -349,11 +357,7 @@ def _fit_predict(X_np, E_np, codes, grp, folds, alpha_grid, inner_cv, alpha_per_
         res = solve_ridge_cv(X[tr_t], E[codes_t[tr_t]], alpha_grid, folds=_inner_cv(inner_cv, g_tr, len(tr)),
                              groups=g_tr, alpha_per_target=alpha_per_target, progress=False)
         pred = torch.addmm(res.intercept[None, :], X[va_t], res.coef)  # (test samples, d)
-        c_va = codes_t[va_t]
-        sums = torch.zeros_like(E).index_add_(0, c_va, pred)
-        counts = torch.zeros(n_stim, dtype=dtype, device=dev).index_add_(0, c_va, torch.ones_like(c_va, dtype=dtype))
-        held = torch.as_tensor(np.unique(codes[va]), device=dev)
-        P[held] = sums[held] / counts[held, None]
+        _put_stimulus_means(P, pred, codes_t[va_t], np.unique(codes[va]))
         alpha_chosen.append(res.alpha.detach().cpu().numpy().astype(float))
     return P, alpha_chosen
 
@@ -390,7 +394,6 @@ def _fit_predict_contrastive(X_np, E_np, codes, folds, decoder, dev, progress):
     dtype = resolve_dtype(None)
     X = torch.as_tensor(X_np, dtype=dtype, device=dev)
     E = torch.as_tensor(E_np, dtype=dtype, device=dev)
-    n_stim = E.shape[0]
     codes_t = torch.as_tensor(codes, device=dev)
     P = torch.zeros_like(E)
     cands, temperature, n_epochs = [], [], []
@@ -401,11 +404,7 @@ def _fit_predict_contrastive(X_np, E_np, codes, folds, decoder, dev, progress):
             model.set_params(progress=False)  # one bar, over the folds
         model.fit(X[tr_t], E[codes_t[tr_t]])
         pred = model.predict(X[va_t]).to(device=dev, dtype=dtype)
-        c_va = codes_t[va_t]
-        sums = torch.zeros_like(E).index_add_(0, c_va, pred)
-        counts = torch.zeros(n_stim, dtype=dtype, device=dev).index_add_(0, c_va, torch.ones_like(c_va, dtype=dtype))
-        held = torch.as_tensor(np.unique(codes[va]), device=dev)
-        P[held] = sums[held] / counts[held, None]
+        _put_stimulus_means(P, pred, codes_t[va_t], np.unique(codes[va]))
         cands.append(model.transform_target(E).to(device=dev, dtype=dtype))
         temperature.append(model.temperature_)
         n_epochs.append(model.n_epochs_)
